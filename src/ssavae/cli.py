@@ -1,0 +1,310 @@
+"""The ``ssavae`` command line: a thin layer over the library.
+
+Every config field can be set from the command line with a dotted override, e.g.
+``--model.latent_dim 2 --train.epochs 10 --data.labels_per_class 100``. User errors print one
+line and exit with status 2.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Optional
+
+from . import __version__
+from .config import ConfigError, apply_override, build_run_config, load_file, merge, parse_value
+
+log = logging.getLogger("ssavae")
+
+EXAMPLES = {
+    "train": "ssavae train --model vae --data fashion-mnist --out runs/vae --model.latent_dim 2 "
+             "--train.epochs 10",
+    "sample": "ssavae sample runs/vae --n 64 --out samples.png",
+    "list-models": "ssavae list-models",
+    "list-datasets": "ssavae list-datasets",
+    "download": "ssavae download mnist --dest ~/data/mnist",
+    "demo": "ssavae demo --out runs/demo",
+    "sweep": "ssavae sweep --data fashion-mnist --out runs/sweep --model.latent_dim 100",
+}
+
+
+class UserError(Exception):
+    """Raised for anything the user can fix; printed as one line, exit status 2."""
+
+
+def _user_errors() -> tuple[type, ...]:
+    from .data import DataError
+    from .engine import CheckpointError
+
+    return (UserError, ConfigError, DataError, CheckpointError, FileNotFoundError)
+
+
+def _setup_logging(verbose: bool) -> None:
+    from rich.logging import RichHandler
+
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(message)s",
+                        datefmt="[%X]", handlers=[RichHandler(show_path=False)], force=True)
+    for noisy in ("lightning_fabric", "lightning", "matplotlib", "PIL"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def parse_overrides(extra: list[str]) -> list[tuple[str, object]]:
+    """``--a.b VALUE`` / ``--a.b=VALUE`` pairs; anything else is an error naming it."""
+    pairs, i = [], 0
+    while i < len(extra):
+        tok = extra[i]
+        if not tok.startswith("--") or "." not in tok:
+            raise UserError(f"unrecognized argument {tok!r}; config fields are set as "
+                            "--section.field VALUE (e.g. --train.epochs 5)")
+        key, eq, val = tok[2:].partition("=")
+        if not eq:
+            if i + 1 >= len(extra):
+                raise UserError(f"{tok} needs a value")
+            val = extra[i + 1]
+            i += 1
+        pairs.append((key, parse_value(val)))
+        i += 1
+    return pairs
+
+
+def _add_run_args(p: argparse.ArgumentParser, model_default: Optional[str] = None) -> None:
+    p.add_argument("--model", default=model_default, help="model family (ssavae list-models)")
+    p.add_argument("--data", default=None,
+                   help="dataset name, or npz:PATH, csv:PATH, folder:PATH (ssavae list-datasets)")
+    p.add_argument("--data-dir", default=None, help="folder with the dataset's files")
+    p.add_argument("--config", default=None, help="YAML or JSON config file")
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--out", default=None, help="run directory (default: runs/MODEL-DATA-TIME)")
+
+
+def _raw_config(args, overrides, base: Optional[dict] = None) -> dict:
+    raw = dict(base or {})
+    if args.config:
+        raw = merge(raw, load_file(args.config))
+    if args.model:
+        model = raw.get("model")
+        if isinstance(model, dict):
+            if model.get("name") not in (None, args.model):
+                model = {}  # another family's fields do not carry over
+            raw["model"] = {**model, "name": args.model}
+        else:
+            raw["model"] = {"name": args.model}
+    if args.data:
+        raw.setdefault("data", {})["name"] = args.data
+    if args.data_dir:
+        raw.setdefault("data", {})["data_dir"] = args.data_dir
+    if args.seed is not None:
+        raw["seed"] = args.seed
+    for key, value in overrides:
+        apply_override(raw, key, value)
+    return raw
+
+
+def _default_out(cfg) -> Path:
+    from .registry import model_name_of_config
+
+    name = cfg.data.name.replace(":", "_").replace("/", "_")
+    return Path("runs") / f"{model_name_of_config(cfg.model)}-{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+# ---------------------------------------------------------------------------- commands
+
+
+def cmd_train(args, overrides) -> int:
+    from .engine.run import train
+
+    base = None
+    if args.resume:
+        if not args.out:
+            raise UserError("--resume needs --out RUN_DIR (the run to continue)")
+        saved = Path(args.out) / "config.yaml"
+        if not saved.exists():
+            raise UserError(f"--resume: {saved} does not exist; is {args.out} a run directory?")
+        base = load_file(saved)
+        changed = [k for k, _ in overrides if not k.startswith("train.")]
+        if changed or args.model or args.data or args.config:
+            raise UserError("--resume continues the saved config; only --train.* fields may "
+                            f"change (got {', '.join(changed) or 'model/data/config options'})")
+    cfg = build_run_config(_raw_config(args, overrides, base))
+    out = Path(args.out) if args.out else _default_out(cfg)
+    result = train(cfg, out, resume=args.resume, init_from=args.init_from)
+    _print_result(result)
+    return 0
+
+
+def _print_result(result) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    if not result.summary:
+        return
+    table = Table(title=f"{result.summary['model']} on {result.summary['dataset']} (test set)")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for k, v in result.summary.items():
+        if isinstance(v, float):
+            table.add_row(k, f"{v:.4f}")
+    console = Console()
+    console.print(table)
+    console.print(f"run directory: [bold]{result.run_dir}[/bold]")
+    figs = sorted((result.run_dir / "figures").glob("*final*.png")) + \
+        sorted(p for p in (result.run_dir / "figures").glob("*.png") if "epoch" not in p.name
+               and "final" not in p.name)
+    for f in figs:
+        console.print(f"  figure: {f}")
+
+
+def cmd_sample(args, overrides) -> int:
+    import torch
+
+    from .engine.run import load_model
+    from .eval.figures import save_grid
+
+    if overrides:
+        raise UserError("sample takes no config overrides")
+    model, cfg, ds = load_model(args.run_dir)
+    y = None
+    if args.label is not None:
+        if not getattr(model, "conditional", False):
+            raise UserError(f"{model.name} is not conditional: --label does not apply")
+        if not 0 <= args.label < ds.info.num_classes:
+            raise UserError(f"--label must be in 0..{ds.info.num_classes - 1}")
+        y = torch.full((args.n,), args.label, dtype=torch.long)
+    g = torch.Generator().manual_seed(args.seed)
+    x = model.sample(args.n, y=y, generator=g)
+    out = Path(args.out or Path(args.run_dir) / "figures" / "samples_cli.png")
+    if ds.info.is_image:
+        save_grid(out, x, nrow=max(1, int(args.n ** 0.5)))
+    else:
+        import numpy as np
+
+        out = out.with_suffix(".npy")
+        np.save(out, x.cpu().numpy())
+    print(out)
+    return 0
+
+
+def cmd_list_models(args, overrides) -> int:
+    from .registry import MODELS, list_models
+
+    for name in list_models():
+        doc = (MODELS.get(name).__doc__ or sys.modules[MODELS.get(name).__module__].__doc__ or "")
+        print(f"{name:12s} {doc.strip().splitlines()[0] if doc.strip() else ''}")
+    return 0
+
+
+def cmd_list_datasets(args, overrides) -> int:
+    from .data import list_datasets
+
+    for name, desc in list_datasets():
+        print(f"{name:14s} {desc}")
+    print(f"{'npz:PATH':14s} your arrays: x_train [, y_train, x_test, y_test] (y = -1 unlabeled)")
+    print(f"{'csv:PATH':14s} your table: numeric columns, optional 'label' column")
+    print(f"{'folder:PATH':14s} your images: PATH/<class>/<image files>")
+    return 0
+
+
+def cmd_download(args, overrides) -> int:
+    from .data.download import download
+
+    print(download(args.name, args.dest, force=args.force))
+    return 0
+
+
+def cmd_demo(args, overrides) -> int:
+    from .demo import run_demo
+
+    result = run_demo(args.out, args.data, args.data_dir, overrides)
+    _print_result(result)
+    return 0
+
+
+def cmd_sweep(args, overrides) -> int:
+    from .sweep import run_sweep
+
+    raw = _raw_config(args, overrides)
+    betas = [float(v) for v in args.betas.split(",")]
+    gammas = [float(v) for v in args.gammas.split(",")]
+    out = run_sweep(raw, args.out, betas, gammas)
+    print(out)
+    return 0
+
+
+# ---------------------------------------------------------------------------- entry
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="ssavae", allow_abbrev=False,
+        description="Semi-supervised adversarial VAEs (Zemouri 2020) and the families they are "
+                    "compared with. Any config field can be set with --section.field VALUE.",
+        epilog="examples:\n  " + "\n  ".join(EXAMPLES.values()),
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--version", action="version", version=f"ssavae {__version__}")
+    p.add_argument("-v", "--verbose", action="store_true")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def add(name, help_):
+        return sub.add_parser(name, help=help_, allow_abbrev=False,
+                              epilog=f"example:\n  {EXAMPLES[name]}",
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+
+    t = add("train", "train a model; writes a run directory")
+    _add_run_args(t)
+    t.add_argument("--resume", action="store_true", help="continue the run in --out exactly")
+    t.add_argument("--init-from", default=None,
+                   help="start from another run's weights, skipping the phases it completed")
+    t.set_defaults(func=cmd_train)
+
+    s = add("sample", "draw samples from a trained run")
+    s.add_argument("run_dir")
+    s.add_argument("--n", type=int, default=64)
+    s.add_argument("--label", type=int, default=None, help="class to sample (conditional models)")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--out", default=None, help="PNG file (default RUN_DIR/figures/samples_cli.png)")
+    s.set_defaults(func=cmd_sample)
+
+    add("list-models", "list the registered model families").set_defaults(func=cmd_list_models)
+    add("list-datasets", "list the known datasets").set_defaults(func=cmd_list_datasets)
+
+    d = add("download", "download a dataset's official files (checksums verified)")
+    d.add_argument("name")
+    d.add_argument("--dest", default=None, help="folder (default ~/.cache/ssavae/NAME)")
+    d.add_argument("--force", action="store_true")
+    d.set_defaults(func=cmd_download)
+
+    m = add("demo", "the main job: SSAVAE on Fashion-MNIST with its report, ~10 min on 2 cores")
+    m.add_argument("--out", default="runs/demo")
+    m.add_argument("--data", default="fashion-mnist")
+    m.add_argument("--data-dir", default=None)
+    m.set_defaults(func=cmd_demo)
+
+    w = add("sweep", "SSAVAE beta/gamma sweep: one VEC, one decoder per cell, Figure 9 + table")
+    _add_run_args(w, model_default="ssavae")
+    w.add_argument("--betas", default="0,0.001,0.003,0.005,0.01,0.1")
+    w.add_argument("--gammas", default="0,0.1")
+    w.set_defaults(func=cmd_sweep)
+    return p
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    _setup_logging(args.verbose)
+    try:
+        overrides = parse_overrides(extra)
+        return args.func(args, overrides)
+    except _user_errors() as e:
+        msg = e.args[0] if e.args else str(e)
+        print(f"ssavae {args.command}: error: {msg}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("ssavae: interrupted; the last checkpoint can be continued with --resume",
+              file=sys.stderr)
+        return 130
+
+
+def entry() -> None:
+    sys.exit(main())

@@ -1,0 +1,280 @@
+"""Strict dataclass configuration: load/save YAML or JSON, dotted command-line overrides.
+
+A run is described by one :class:`RunConfig`::
+
+    model: {name: ssavae, latent_dim: 100, ...}   # the family's own dataclass (see models/)
+    data:  {name: fashion-mnist, labels_per_class: null, ...}
+    train: {epochs: 10, batch_size: 128, ...}
+    seed: 0
+
+Unknown keys are errors that name the valid keys; values are checked against the field types,
+so ``--train.epochs ten`` fails at once instead of deep inside the training loop.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Optional, Union
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A configuration value or key the user must fix; the message says how."""
+
+
+@dataclass
+class DataConfig:
+    """Which data, and which of its labels the models may see."""
+
+    name: str = "fashion-mnist"  # a registered dataset, or npz:PATH, csv:PATH, folder:PATH
+    data_dir: Optional[str] = None  # searched first; then ~/.cache/ssavae, then system paths
+    labels_per_class: Optional[int] = None  # keep this many labels per class, the rest get y = -1
+    label_fraction: Optional[float] = None  # or keep this fraction of the labels (stratified)
+    split_seed: int = 0  # seed of the labeled subset only: every family sees the same labels
+    limit_train: Optional[int] = None  # use only the first N training examples (quick runs)
+    limit_test: Optional[int] = None  # use only the first N test examples
+
+
+@dataclass
+class TrainConfig:
+    """How the engine trains any family (devices, optimizers, schedule, logging)."""
+
+    epochs: int = 10  # epochs of each phase that does not set its own (see the family's config)
+    batch_size: int = 128  # per process
+    max_steps: Optional[int] = None  # stop after this many batches in total (all phases)
+    limit_batches: Optional[int] = None  # batches per epoch (debugging)
+    overfit_batches: int = 0  # >0: train on these first N batches only, unshuffled
+    fast_dev_run: bool = False  # one epoch of 2 batches per phase, then stop
+    optimizer: Literal["adam", "adamw", "sgd"] = "adam"
+    lr: float = 1e-3
+    betas: tuple[float, float] = (0.9, 0.999)
+    weight_decay: float = 0.0
+    step_lr: dict = field(default_factory=dict)  # per update step learning rate, e.g. {disc: 2e-4}
+    grad_clip: Optional[float] = 10.0  # max global grad norm per step; null disables
+    accelerator: str = "auto"  # cpu, cuda, mps, auto
+    devices: Union[int, str] = 1  # processes per node ("auto" = all GPUs)
+    num_nodes: int = 1
+    strategy: str = "auto"  # auto, ddp (gradients averaged across processes)
+    precision: Literal["32-true", "bf16-mixed", "16-mixed"] = "32-true"
+    threads: Optional[int] = None  # torch CPU threads; null = torch default
+    log_every: int = 50  # steps between metric rows
+    checkpoint_every: int = 500  # steps between periodic checkpoints (plus one per epoch)
+    sample_every: int = 1  # epochs between sample/reconstruction grids; 0 disables
+    progress: bool = True  # rich progress bar with the live losses
+    tensorboard: bool = False  # also log to TensorBoard (needs the [tensorboard] extra)
+
+
+@dataclass
+class RunConfig:
+    """Everything needed to reproduce a run; saved as config.yaml in the run directory."""
+
+    model: Any  # the family's config dataclass (has a ``name`` via the registry)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    seed: int = 0
+
+    def to_dict(self) -> dict:
+        from .registry import model_name_of_config
+
+        return {
+            "model": {"name": model_name_of_config(self.model), **to_dict(self.model)},
+            "data": to_dict(self.data),
+            "train": to_dict(self.train),
+            "seed": self.seed,
+        }
+
+
+# --------------------------------------------------------------------------------------------
+# conversion between dicts and dataclasses, with types checked
+
+
+def to_dict(obj: Any) -> dict:
+    """Dataclass -> plain dict of YAML-safe values (tuples become lists)."""
+
+    def plain(v):
+        if dataclasses.is_dataclass(v):
+            return {f.name: plain(getattr(v, f.name)) for f in dataclasses.fields(v)}
+        if isinstance(v, (list, tuple)):
+            return [plain(x) for x in v]
+        if isinstance(v, dict):
+            return {k: plain(x) for k, x in v.items()}
+        return v
+
+    return plain(obj)
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def _coerce(value: Any, tp: Any, where: str) -> Any:
+    """Check ``value`` against the annotation ``tp``; convert the few safe cases (int -> float)."""
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if tp is Any:
+        return value
+    if origin in (Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(value, arg, where)
+            except ConfigError as e:
+                errors.append(str(e))
+        raise ConfigError(f"{where}: {value!r} is not a valid {_type_name(tp)}")
+    if origin is Literal:
+        if value not in args:
+            allowed = ", ".join(repr(a) for a in args)
+            raise ConfigError(f"{where}: {value!r} is not one of the allowed values: {allowed}")
+        return value
+    if origin in (tuple, list):
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        if origin is tuple and args and args[-1] is not Ellipsis:
+            if len(value) != len(args):
+                raise ConfigError(f"{where}: expected {len(args)} values, got {len(value)}")
+            return tuple(_coerce(v, a, f"{where}[{i}]") for i, (v, a) in enumerate(zip(value, args)))
+        item = args[0] if args else Any
+        out = [_coerce(v, item, f"{where}[{i}]") for i, v in enumerate(value)]
+        return tuple(out) if origin is tuple else out
+    if origin is dict or tp is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+        return dict(value)
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: expected true or false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{where}: expected a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: expected a string, got {value!r}")
+        return value
+    if dataclasses.is_dataclass(tp):
+        return from_dict(tp, value, where)
+    return value
+
+
+def from_dict(cls: type, data: Any, where: str = "config") -> Any:
+    """Build dataclass ``cls`` from a mapping; unknown keys and wrong types are ConfigErrors."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected a mapping of fields, got {data!r}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise ConfigError(
+            f"{where}: unknown key(s) {', '.join(unknown)}; valid keys are: {', '.join(fields)}"
+        )
+    kwargs = {k: _coerce(v, hints[k], f"{where}.{k}") for k, v in data.items()}
+    obj = cls(**kwargs)
+    check = getattr(obj, "validate", None)
+    if check is not None:
+        check()
+    return obj
+
+
+# --------------------------------------------------------------------------------------------
+# files and command-line overrides
+
+
+def load_file(path: str | Path) -> dict:
+    """Read a YAML or JSON config file into a dict (not yet checked)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist")
+    text = path.read_text()
+    try:
+        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except (yaml.YAMLError, json.JSONDecodeError) as e:
+        raise ConfigError(f"config file {path} is not valid {path.suffix[1:].upper()}: {e}") from e
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a mapping at the top level")
+    return data
+
+
+def parse_value(text: str) -> Any:
+    """A command-line value: YAML scalars and lists (``2``, ``0.1``, ``true``, ``null``, ``[1,2]``)."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def apply_override(data: dict, dotted: str, value: Any) -> None:
+    """Set ``data['a']['b'] = value`` for ``dotted = 'a.b'``, creating mappings on the way."""
+    keys = dotted.split(".")
+    node = data
+    for k in keys[:-1]:
+        nxt = node.get(k)
+        if nxt is None:
+            nxt = node[k] = {}
+        if not isinstance(nxt, dict):
+            raise ConfigError(f"cannot set {dotted}: {k} is not a section")
+        node = nxt
+    node[keys[-1]] = value
+
+
+def merge(base: dict, update: dict) -> dict:
+    """Recursive dict merge; ``update`` wins."""
+    out = dict(base)
+    for k, v in update.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def build_run_config(data: dict) -> RunConfig:
+    """Check a raw dict (file + overrides) and build the RunConfig with the family's dataclass."""
+    from .registry import get_model_class
+
+    data = dict(data)
+    allowed = {"model", "data", "train", "seed"}
+    unknown = sorted(set(data) - allowed)
+    if unknown:
+        raise ConfigError(
+            f"config: unknown section(s) {', '.join(unknown)}; valid: {', '.join(sorted(allowed))}"
+        )
+    model = data.get("model") or {}
+    if isinstance(model, str):
+        model = {"name": model}
+    model = dict(model)
+    name = model.pop("name", None)
+    if name is None:
+        raise ConfigError("config: no model chosen; pass --model NAME (see `ssavae list-models`)")
+    cls = get_model_class(name)
+    return RunConfig(
+        model=from_dict(cls.Config, model, "model"),
+        data=from_dict(DataConfig, data.get("data"), "data"),
+        train=from_dict(TrainConfig, data.get("train"), "train"),
+        seed=_coerce(data.get("seed", 0), int, "seed"),
+    )
+
+
+def save(cfg: RunConfig, path: str | Path) -> None:
+    Path(path).write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+
+
+def load(path: str | Path) -> RunConfig:
+    return build_run_config(load_file(path))

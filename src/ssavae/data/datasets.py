@@ -1,0 +1,228 @@
+"""The dataset registry: names -> in-memory arrays, found on disk without downloading.
+
+Search order for a named dataset's files: ``--data-dir`` (and ``DIR/<name>``), the user cache
+``~/.cache/ssavae/<name>`` (``$SSAVAE_CACHE`` overrides), then known system paths (Debian's
+``dataset-fashion-mnist`` package). ``ssavae download NAME`` fills the cache for online users.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Optional
+
+import numpy as np
+
+from ..registry import Registry
+from . import readers
+from .readers import DataError
+
+
+@dataclass(frozen=True)
+class DataInfo:
+    """What a model needs to know to build itself for some data."""
+
+    shape: tuple[int, ...]  # (C, H, W) for images, (D,) for vectors
+    num_classes: int
+    unit_range: bool  # values lie in [0, 1] (Bernoulli likelihood applies)
+
+    @property
+    def is_image(self) -> bool:
+        return len(self.shape) == 3
+
+
+@dataclass
+class Dataset:
+    """Train and test arrays. Images stay uint8 (converted per batch); vectors are float32."""
+
+    name: str
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    classes: list[str]
+
+    def __post_init__(self):
+        for split in ("train", "test"):
+            x, y = getattr(self, f"x_{split}"), getattr(self, f"y_{split}")
+            if len(x) != len(y):
+                raise DataError(f"{self.name}: {len(x)} {split} inputs but {len(y)} labels")
+        if self.x_train.shape[1:] != self.x_test.shape[1:]:
+            raise DataError(f"{self.name}: train shape {self.x_train.shape[1:]} differs from "
+                            f"test shape {self.x_test.shape[1:]}")
+        top = max(int(self.y_train.max(initial=-1)), int(self.y_test.max(initial=-1)))
+        if top >= len(self.classes):
+            raise DataError(f"{self.name}: label {top} but only {len(self.classes)} classes")
+
+    @property
+    def info(self) -> DataInfo:
+        if self.x_train.dtype == np.uint8:
+            unit = True
+        else:
+            unit = bool(self.x_train.min() >= 0 and self.x_train.max() <= 1)
+        return DataInfo(tuple(self.x_train.shape[1:]), len(self.classes), unit)
+
+    def limit(self, n_train: Optional[int], n_test: Optional[int]) -> "Dataset":
+        if n_train is None and n_test is None:
+            return self
+        return Dataset(self.name, self.x_train[:n_train], self.y_train[:n_train],
+                       self.x_test[:n_test], self.y_test[:n_test], self.classes)
+
+    def nbytes(self) -> int:
+        return sum(a.nbytes for a in (self.x_train, self.y_train, self.x_test, self.y_test))
+
+
+@dataclass
+class DatasetSpec:
+    name: str
+    description: str
+    files: tuple[str, ...]  # what must be present in one folder
+    load: Callable[[Path], Dataset]  # folder -> dataset
+    system_dirs: tuple[str, ...] = ()
+    alt_files: tuple[tuple[str, ...], ...] = ()  # other acceptable file sets
+
+
+DATASETS: Registry = Registry("dataset", "ssavae list-datasets")
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("SSAVAE_CACHE", Path.home() / ".cache" / "ssavae"))
+
+
+def _search_dirs(spec: DatasetSpec, data_dir: Optional[str]) -> list[Path]:
+    dirs = []
+    if data_dir:
+        dirs += [Path(data_dir), Path(data_dir) / spec.name]
+    dirs.append(cache_dir() / spec.name)
+    dirs += [Path(d) for d in spec.system_dirs]
+    return dirs
+
+
+def _has(folder: Path, files: tuple[str, ...]) -> bool:
+    return all((folder / f).exists() for f in files)
+
+
+def load_dataset(name: str, data_dir: Optional[str] = None) -> Dataset:
+    """Load a registered dataset, or ``npz:PATH``, ``csv:PATH``, ``folder:PATH`` for user data."""
+    kind, sep, target = name.partition(":")
+    if sep:
+        return _load_user_data(kind, target)
+    try:
+        spec: DatasetSpec = DATASETS.get(name)
+    except KeyError as e:
+        raise DataError(e.args[0] + "; or use npz:PATH, csv:PATH, folder:PATH") from None
+    dirs = _search_dirs(spec, data_dir)
+    for d in dirs:
+        for files in (spec.files, *spec.alt_files):
+            if _has(d, files):
+                return spec.load(d)
+    looked = "\n  ".join(str(d) for d in dirs)
+    raise DataError(
+        f"dataset {name!r} not found: looked for {', '.join(spec.files)} in\n  {looked}\n"
+        f"Get it with `ssavae download {name}` (online, checksums verified), or put the files in a "
+        f"folder and pass --data-dir FOLDER"
+        + ("; on Debian: apt-get install dataset-fashion-mnist" if name == "fashion-mnist" else "")
+    )
+
+
+def _load_user_data(kind: str, target: str) -> Dataset:
+    path = Path(target).expanduser()
+    if not path.exists():
+        raise DataError(f"{kind}:{target}: {path} does not exist")
+    if kind == "npz":
+        a = readers.read_npz(path)
+        x_tr, y_tr = a["x_train"], a["y_train"]
+        x_te, y_te = a.get("x_test"), a.get("y_test")
+        classes = None
+    elif kind == "csv":
+        x_tr, y_tr = readers.read_csv(path)
+        x_te = y_te = classes = None
+    elif kind == "folder":
+        x_tr, y_tr, classes = readers.read_image_folder(path)
+        x_te = y_te = None
+    else:
+        raise DataError(f"unknown data source {kind!r}; use npz:PATH, csv:PATH or folder:PATH")
+    if x_te is None:  # hold out a fixed 10 % as the test split
+        x_tr, y_tr, x_te, y_te = _holdout(x_tr, y_tr, fraction=0.1, seed=0)
+    if classes is None:
+        k = int(max(y_tr.max(initial=-1), y_te.max(initial=-1))) + 1
+        classes = [str(i) for i in range(max(k, 1))]
+    return Dataset(f"{kind}:{path.name}", x_tr, y_tr, x_te, y_te, classes)
+
+
+def _holdout(x, y, fraction: float, seed: int):
+    rng = np.random.default_rng(seed)
+    perm = rng.permutation(len(x))
+    n_test = max(1, int(round(fraction * len(x))))
+    te, tr = np.sort(perm[:n_test]), np.sort(perm[n_test:])
+    return x[tr], y[tr], x[te], y[te]
+
+
+# ---------------------------------------------------------------------------- the registry
+
+_IDX = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+        "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+_IDX_GZ = tuple(f + ".gz" for f in _IDX)
+
+
+def _idx_loader(name: str, classes: list[str]) -> Callable[[Path], Dataset]:
+    def load(d: Path) -> Dataset:
+        gz = _has(d, _IDX_GZ)
+        f = [d / (n + ".gz" if gz else n) for n in _IDX]
+        x_tr, y_tr = readers.read_idx_pair(f[0], f[1])
+        x_te, y_te = readers.read_idx_pair(f[2], f[3])
+        return Dataset(name, x_tr, y_tr, x_te, y_te, classes)
+
+    return load
+
+
+def _register(spec: DatasetSpec) -> None:
+    DATASETS.register(spec.name)(spec)
+
+
+_register(DatasetSpec(
+    "mnist", "handwritten digits, 1x28x28, 60,000 / 10,000, 10 classes", _IDX_GZ,
+    _idx_loader("mnist", [str(i) for i in range(10)]),
+    system_dirs=("/usr/share/datasets/mnist",), alt_files=(_IDX,)))
+_register(DatasetSpec(
+    "fashion-mnist", "Zalando clothing, 1x28x28, 60,000 / 10,000, 10 classes", _IDX_GZ,
+    _idx_loader("fashion-mnist", ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                                  "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]),
+    system_dirs=("/usr/share/datasets/fashion-mnist",), alt_files=(_IDX,)))
+_register(DatasetSpec(
+    "omniglot", "handwritten characters, 1x28x28, 24,345 / 8,070, 50 alphabets", ("chardata.mat",),
+    lambda d: Dataset("omniglot", *readers.read_omniglot(d / "chardata.mat"),
+                      [f"alphabet{i}" for i in range(50)])))
+_register(DatasetSpec(
+    "caltech101", "Caltech 101 Silhouettes, 1x28x28, 6,364 / 2,307, 101 classes",
+    ("caltech101_silhouettes_28_split1.mat",),
+    lambda d: Dataset("caltech101",
+                      *readers.read_caltech101(d / "caltech101_silhouettes_28_split1.mat"),
+                      [f"class{i}" for i in range(101)])))
+_register(DatasetSpec(
+    "cifar10", "natural images, 3x32x32, 50,000 / 10,000, 10 classes", ("cifar-10-batches-py",),
+    lambda d: Dataset("cifar10", *readers.read_cifar10(_cifar_path(d)),
+                      ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
+                       "ship", "truck"]),
+    alt_files=(("cifar-10-batches-bin",), ("cifar-10-python.tar.gz",))))
+
+
+def _cifar_path(d: Path) -> Path:
+    for name in ("cifar-10-batches-py", "cifar-10-batches-bin", "cifar-10-python.tar.gz"):
+        if (d / name).exists():
+            return d / name
+    raise DataError(f"{d}: no CIFAR-10 files")
+
+
+def _synthetic(_: Path) -> Dataset:
+    from .synthetic import make_synthetic
+
+    return make_synthetic()
+
+
+_register(DatasetSpec("synthetic", "class-dependent shapes, 1x28x28, 2,000 / 500, 4 classes "
+                                    "(generated, for tests and smoke runs)", (), _synthetic))
+
+
+def list_datasets() -> list[tuple[str, str]]:
+    return [(name, spec.description) for name, spec in DATASETS.items()]

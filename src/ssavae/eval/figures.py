@@ -1,0 +1,130 @@
+"""Figures: image grids (Pillow), latent maps and curves (matplotlib, Agg backend)."""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+import torch
+
+
+def _save_atomic_png(img, path: Path) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".png")
+    os.close(fd)
+    try:
+        img.save(tmp, format="PNG")
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def image_grid(images: torch.Tensor | np.ndarray, nrow: int = 8, pad: int = 2,
+               pad_value: float = 1.0) -> np.ndarray:
+    """(N, C, H, W) in [0, 1] -> uint8 (rows*H', nrow*W', C) with padding between cells."""
+    x = images.detach().float().cpu().numpy() if isinstance(images, torch.Tensor) else np.asarray(images, np.float32)
+    if x.ndim != 4:
+        raise ValueError(f"image_grid needs (N, C, H, W), got shape {x.shape}")
+    n, c, h, w = x.shape
+    ncol = max(1, min(nrow, n))
+    nrows = -(-n // ncol)
+    grid = np.full((c, nrows * (h + pad) + pad, ncol * (w + pad) + pad), pad_value, np.float32)
+    for i in range(n):
+        r, k = divmod(i, ncol)
+        grid[:, pad + r * (h + pad): pad + r * (h + pad) + h, pad + k * (w + pad): pad + k * (w + pad) + w] = x[i]
+    return (np.clip(grid, 0, 1) * 255 + 0.5).astype(np.uint8).transpose(1, 2, 0)
+
+
+def save_grid(path: str | Path, images, nrow: int = 8, scale: int = 2) -> Path:
+    """Write a PNG grid of images in [0, 1]; ``scale`` enlarges small images for viewing."""
+    from PIL import Image
+
+    arr = image_grid(images, nrow)
+    img = Image.fromarray(arr[..., 0] if arr.shape[2] == 1 else arr)
+    if scale > 1:
+        img = img.resize((img.width * scale, img.height * scale), Image.NEAREST)
+    _save_atomic_png(img, Path(path))
+    return Path(path)
+
+
+def interleave(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Inputs beside their reconstructions: a0 b0 a1 b1 ... (for a grid with an even nrow)."""
+    return torch.stack([a.cpu(), b.cpu()], 1).flatten(0, 1)
+
+
+def _figure_to_png(fig, path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".png")
+    os.close(fd)
+    try:
+        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
+        os.replace(tmp, path)
+    finally:
+        plt.close(fig)
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path
+
+
+def latent_map(path: str | Path, codes: np.ndarray, labels: np.ndarray,
+               class_names: Optional[Sequence[str]] = None, title: str = "",
+               decision: Optional[tuple[np.ndarray, np.ndarray, np.ndarray]] = None,
+               axis_labels: tuple[str, str] = ("z1", "z2")) -> Path:
+    """Scatter of 2-D codes coloured by class; ``decision = (xx, yy, predicted class)`` shades
+    the classifier's regions underneath (the SSAVAE paper's Figure 7)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    k = int(max(labels.max(initial=0), 0)) + 1
+    if decision is not None:
+        k = max(k, int(decision[2].max()) + 1)
+    cmap = plt.get_cmap("tab10" if k <= 10 else "tab20" if k <= 20 else "nipy_spectral", k)
+    fig, ax = plt.subplots(figsize=(7, 6))
+    if decision is not None:
+        xx, yy, pred = decision
+        ax.pcolormesh(xx, yy, pred, cmap=cmap, vmin=-0.5, vmax=k - 0.5, alpha=0.18, shading="auto")
+    sc = ax.scatter(codes[:, 0], codes[:, 1], c=labels, cmap=cmap, vmin=-0.5, vmax=k - 0.5, s=3,
+                    alpha=0.8, linewidths=0)
+    if k <= 20:
+        cb = fig.colorbar(sc, ax=ax, ticks=range(k))
+        if class_names is not None and len(class_names) == k:
+            cb.ax.set_yticklabels(class_names)
+    ax.set_xlabel(axis_labels[0])
+    ax.set_ylabel(axis_labels[1])
+    ax.set_title(title)
+    return _figure_to_png(fig, Path(path))
+
+
+def curves(path: str | Path, rows: list[dict], title: str = "") -> Optional[Path]:
+    """One panel per logged quantity against the step."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    keys = sorted({k for r in rows for k, v in r.items()
+                   if isinstance(v, (int, float)) and k not in ("step", "epoch", "time")})
+    if not keys:
+        return None
+    ncol = min(4, len(keys))
+    nrow = -(-len(keys) // ncol)
+    fig, axes = plt.subplots(nrow, ncol, figsize=(3.2 * ncol, 2.4 * nrow), squeeze=False)
+    for ax, key in zip(axes.flat, keys):
+        pts = [(r["step"], r[key]) for r in rows if key in r]
+        ax.plot(*zip(*pts), lw=1)
+        ax.set_title(key, fontsize=9)
+        ax.tick_params(labelsize=7)
+    for ax in list(axes.flat)[len(keys):]:
+        ax.axis("off")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return _figure_to_png(fig, Path(path))

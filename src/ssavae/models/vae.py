@@ -1,0 +1,79 @@
+"""VAE (Kingma & Welling 2014), METHODS.md section 2.
+
+Generative story::
+
+    p(z) = N(0, I)                      z: (latent_dim,)
+    p(x | z) = Bernoulli(sigmoid(Dec(z)))   for data in [0, 1]   (or N(Dec(z), I) for real data)
+    q(z | x) = N(mu(x), diag sigma^2(x))    the encoder
+
+Loss per example (the negative ELBO when ``kl_weight = 1``)::
+
+    L(x) = -log p(x | z) + kl_weight * KL(q(z|x) || p(z)),   z ~ q(z|x)
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from .. import losses
+from ..nets import Decoder, GaussianEncoder
+from ..registry import register
+from .base import GenerativeModel, ModelConfig, Phase, Step, StepOutput
+
+
+@dataclass
+class VAEConfig(ModelConfig):
+    latent_dim: int = 20
+    kl_weight: float = 1.0  # 1 = the ELBO; other values give a beta-VAE
+
+
+@register("vae")
+class VAE(GenerativeModel):
+    Config = VAEConfig
+
+    def __init__(self, cfg: VAEConfig, info):
+        super().__init__(cfg, info)
+        spec = cfg.net_spec()
+        self.enc = GaussianEncoder(info.shape, cfg.latent_dim, spec)
+        self.dec = Decoder(info.shape, cfg.latent_dim, spec)
+
+    def groups(self):
+        return {"enc": self.enc, "dec": self.dec}
+
+    def phases(self):
+        return [Phase("train", (Step("vae", ("enc", "dec")),))]
+
+    def elbo_terms(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-example reconstruction NLL and KL, both (B,), with one z ~ q(z|x)."""
+        mu, logvar = self.enc(x)  # (B, latent_dim) each
+        z = losses.reparameterize(mu, logvar)
+        return self.nll(self.dec(z), x), losses.gaussian_kl(mu, logvar)
+
+    def step_loss(self, step, batch):
+        x, _ = batch
+        recon, kl = self.elbo_terms(x)
+        loss = (recon + self.cfg.kl_weight * kl).mean()
+        return StepOutput(loss, {"loss": loss.detach(), "recon": recon.mean().detach(),
+                                 "kl": kl.mean().detach()})
+
+    @torch.no_grad()
+    def negative_elbo(self, x: torch.Tensor) -> torch.Tensor:
+        """-ELBO per example (B,), in nats (always with KL weight 1)."""
+        recon, kl = self.elbo_terms(x)
+        return recon + kl
+
+    @torch.no_grad()
+    def log_likelihood(self, x: torch.Tensor, k: int = 1000, chunk: int = 100) -> torch.Tensor:
+        """Importance-weighted estimate of log p(x) with k samples, (B,) (Burda et al. 2016)."""
+        mu, logvar = self.enc(x)
+        log_w = []
+        for start in range(0, k, chunk):
+            n = min(chunk, k - start)
+            z = losses.reparameterize(mu.expand(n, *mu.shape), logvar.expand(n, *logvar.shape))
+            zf = z.reshape(-1, z.shape[-1])  # (n*B, latent_dim)
+            xf = x.expand(n, *x.shape).reshape(-1, *x.shape[1:])
+            lw = (-self.nll(self.dec(zf), xf) + losses.log_normal(zf)
+                  - losses.log_normal(zf, mu.repeat(n, 1), logvar.repeat(n, 1)))
+            log_w.append(lw.view(n, -1))
+        return losses.iwae_bound(torch.cat(log_w))
