@@ -187,7 +187,12 @@ def from_dict(cls: type, data: Any, where: str = "config") -> Any:
     obj = cls(**kwargs)
     check = getattr(obj, "validate", None)
     if check is not None:
-        check()
+        try:
+            check()
+        except ConfigError:
+            raise
+        except ValueError as e:  # a family's validate() speaks of its fields by name
+            raise ConfigError(str(e)) from None
     return obj
 
 

@@ -170,6 +170,8 @@ class Trainer:
                     if phase.name in self.progress["completed"]:
                         continue
                     epochs = 1 if tc.fast_dev_run else (phase.epochs if phase.epochs is not None else tc.epochs)
+                    if epochs == 0:  # skipped, not completed: --init-from can train it later
+                        continue
                     if self.progress["phase"] != pi:
                         self.progress.update(phase=pi, epoch=0, batch=0)
                     if self.progress["epoch"] == 0 and self.progress["batch"] == 0:
@@ -225,6 +227,8 @@ class Trainer:
                         break
                     self.progress["completed"].append(phase.name)
                     self.progress.update(phase=pi + 1, epoch=0, batch=0)
+                    self.save_checkpoint(model, optimizers)
+                if self._out_of_steps():  # stopped by train.max_steps: resumable with more
                     self.save_checkpoint(model, optimizers)
         finally:
             if metrics:

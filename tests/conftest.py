@@ -1,0 +1,42 @@
+import os
+
+import pytest
+import torch
+
+os.environ.setdefault("SSAVAE_CACHE", os.path.join(os.path.dirname(__file__), ".cache-unused"))
+torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+# small MLP networks on a slice of the synthetic data: fast, and every family fits
+TINY = {
+    "model": {"arch": "mlp", "hidden": 32, "mlp_hidden": [64]},
+    "data": {"name": "synthetic", "limit_train": 128, "limit_test": 64},
+    "train": {"epochs": 1, "batch_size": 32, "progress": False, "sample_every": 0,
+              "log_every": 1},
+}
+
+
+def tiny_raw(family: str, **sections) -> dict:
+    raw = {k: dict(v) for k, v in TINY.items()}
+    raw["model"]["name"] = family
+    for section, values in sections.items():
+        if isinstance(values, dict):
+            raw.setdefault(section, {}).update(values)
+        else:
+            raw[section] = values
+    return raw
+
+
+def tiny_cli(family: str, **sections) -> list[str]:
+    """The TINY config as command-line overrides."""
+    raw = tiny_raw(family, **sections)
+    args = ["--model", raw["model"].pop("name")]
+    for section in ("model", "data", "train"):
+        for k, v in raw.get(section, {}).items():
+            args += [f"--{section}.{k}", "null" if v is None else
+                     str(v).lower() if isinstance(v, bool) else str(v).replace(" ", "")]
+    return args
+
+
+@pytest.fixture
+def tiny():
+    return tiny_raw

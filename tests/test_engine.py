@@ -1,0 +1,183 @@
+"""The engine: determinism, checkpoints, exact resume, phases, init-from, multi-process."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from ssavae.config import build_run_config
+from ssavae.engine import checkpoint as ckpt_io
+from ssavae.engine.metrics import read_metrics
+from ssavae.engine.run import load_model, train
+
+from conftest import tiny_raw
+
+
+def run(tmp_path, name, family="vae", **sections):
+    raw = tiny_raw(family, **sections)
+    return train(build_run_config(raw), tmp_path / name)
+
+
+def weights(run_dir):
+    return torch.load(run_dir / "checkpoints" / "last.pt", weights_only=True)["model"]
+
+
+def same(a, b):
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_run_directory_layout_and_determinism(tmp_path):
+    a = run(tmp_path, "a", train={"epochs": 2})
+    b = run(tmp_path, "b", train={"epochs": 2})
+    for f in ("config.yaml", "metrics.jsonl", "summary.json", "checkpoints/last.pt",
+              "figures/samples_final.png", "figures/reconstructions_final.png", "figures/latent_map.png"):
+        assert (a.run_dir / f).exists(), f
+    assert same(weights(a.run_dir), weights(b.run_dir))
+    rows_a, rows_b = read_metrics(a.run_dir), read_metrics(b.run_dir)
+    assert [r["vae/loss"] for r in rows_a] == [r["vae/loss"] for r in rows_b]
+    c = run(tmp_path, "c", train={"epochs": 2}, seed=1)
+    assert not same(weights(a.run_dir), weights(c.run_dir))
+
+
+def test_checkpoint_is_plain_and_round_trips_values(tmp_path):
+    r = run(tmp_path, "a")
+    ck = ckpt_io.load(r.run_dir / "checkpoints" / "last.pt")  # weights_only=True inside
+    assert ck["family"] == "vae" and ck["format_version"] == 1 and "rng" in ck
+    model, cfg, _ = load_model(r.run_dir)
+    assert same(model.state_dict(), {k: v for k, v in r.model.state_dict().items()})
+    x = torch.rand(4, 1, 28, 28)
+    assert torch.equal(model.reconstruct(x), r.model.cpu().eval().reconstruct(x))
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(ckpt_io.CheckpointError, match="not a readable"):
+        ckpt_io.load(tmp_path / "junk.pt")
+
+
+def test_atomic_save_leaves_no_partial_file(tmp_path, monkeypatch):
+    target = tmp_path / "c.pt"
+    ckpt_io.save_atomic({"a": torch.ones(2)}, target)
+
+    def boom(*a, **k):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", boom)
+    with pytest.raises(OSError):
+        ckpt_io.save_atomic({"a": torch.zeros(2)}, target)
+    assert torch.equal(torch.load(target, weights_only=True)["a"], torch.ones(2))
+    assert [p.name for p in tmp_path.iterdir()] == ["c.pt"]
+
+
+@pytest.mark.parametrize("model", ["vae", "ssavae"])
+def test_crash_then_resume_equals_uninterrupted_run_bitwise(tmp_path, monkeypatch, model):
+    """A run that dies mid-training (here in step 2 for SSAVAE) and is resumed from its last
+    checkpoint ends with exactly the weights of a run that never stopped."""
+    sections = dict(train={"epochs": 2, "checkpoint_every": 1})
+    full = run(tmp_path, "full", model, **sections)
+    cls = type(full.model)
+    original = cls.step_loss
+    calls = {"n": 0}
+    crash_at = 6 if model == "vae" else 20  # 4 batches per epoch; ssavae: 8 VEC calls, then 2 per batch
+
+    def flaky(self, step, batch):
+        calls["n"] += 1
+        if calls["n"] == crash_at:
+            raise RuntimeError("power cut")
+        return original(self, step, batch)
+
+    monkeypatch.setattr(cls, "step_loss", flaky)
+    with pytest.raises(RuntimeError, match="power cut"):
+        run(tmp_path, "cut", model, **sections)
+    monkeypatch.setattr(cls, "step_loss", original)
+    progress = ckpt_io.load(tmp_path / "cut" / "checkpoints" / "last.pt")["progress"]
+    if model == "ssavae":
+        assert progress["completed"] == ["vec"] and progress["batch"] > 0  # inside step 2
+    cfg = build_run_config(tiny_raw(model, **sections))
+    resumed = train(cfg, tmp_path / "cut", resume=True)
+    assert same(weights(full.run_dir), weights(resumed.run_dir))
+    steps = [r["step"] for r in read_metrics(resumed.run_dir)]
+    assert steps == sorted(set(steps))  # one consistent history, no duplicated rows
+
+
+def test_stop_request_saves_and_resume_finishes(tmp_path):
+    from ssavae.engine.trainer import Trainer
+
+    sections = dict(train={"epochs": 2, "checkpoint_every": 1000})
+    full = run(tmp_path, "full", **sections)
+    original = Trainer._update
+
+    def stop_after_third(self, *a, **k):
+        out = original(self, *a, **k)
+        if self.progress["global_step"] == 2:  # the third batch is running
+            self.request_stop()  # what Ctrl-C / SIGTERM do
+        return out
+
+    Trainer._update = stop_after_third
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            run(tmp_path, "stopped", **sections)
+    finally:
+        Trainer._update = original
+    assert ckpt_io.load(tmp_path / "stopped/checkpoints/last.pt")["progress"]["global_step"] == 3
+    resumed = train(build_run_config(tiny_raw("vae", **sections)), tmp_path / "stopped", resume=True)
+    assert same(weights(full.run_dir), weights(resumed.run_dir))
+
+
+def test_max_steps_then_resume_with_more_steps_equals_longer_run(tmp_path):
+    full = run(tmp_path, "full", train={"epochs": 3})
+    part = run(tmp_path, "part", train={"epochs": 3, "max_steps": 5})
+    assert ckpt_io.load(part.run_dir / "checkpoints/last.pt")["progress"]["global_step"] == 5
+    resumed = train(build_run_config(tiny_raw("vae", train={"epochs": 3})), part.run_dir, resume=True)
+    assert same(weights(full.run_dir), weights(resumed.run_dir))
+
+
+def test_existing_run_is_not_overwritten(tmp_path):
+    from ssavae.config import ConfigError
+
+    run(tmp_path, "a")
+    with pytest.raises(ConfigError, match="already holds a run"):
+        run(tmp_path, "a")
+
+
+def test_init_from_skips_completed_phase_and_keeps_encoder(tmp_path):
+    vec = run(tmp_path, "vec", "ssavae", model={"decoder_epochs": 0})
+    ck = ckpt_io.load(vec.run_dir / "checkpoints/last.pt")
+    assert ck["progress"]["completed"] == ["vec"]  # a 0-epoch phase is skipped, not completed
+    cfg = build_run_config(tiny_raw("ssavae", model={"beta": 0.1}))
+    cell = train(cfg, tmp_path / "cell", init_from=vec.run_dir)
+    before, after = weights(vec.run_dir), weights(cell.run_dir)
+    assert all(torch.equal(before[k], after[k]) for k in before if k.startswith(("enc.", "cls.")))
+    assert not all(torch.equal(before[k], after[k]) for k in before if k.startswith("dec."))
+    assert {r["phase"] for r in read_metrics(cell.run_dir)} == {"decoder"}
+
+
+def test_overfit_batches_and_fast_dev_run(tmp_path):
+    r = run(tmp_path, "o", train={"epochs": 2, "overfit_batches": 1})
+    assert ckpt_io.load(r.run_dir / "checkpoints/last.pt")["progress"]["global_step"] == 2
+    r = run(tmp_path, "f", "ssavae", train={"fast_dev_run": True, "epochs": 50})
+    assert ckpt_io.load(r.run_dir / "checkpoints/last.pt")["progress"]["global_step"] == 4
+
+
+def test_two_process_gloo_run_keeps_replicas_identical(tmp_path):
+    """The distributed path on CPU: 2 processes (gloo), gradients averaged by the engine."""
+    script = tmp_path / "ddp.py"
+    script.write_text(f"""
+import sys, torch, torch.distributed as dist
+sys.path.insert(0, {os.path.dirname(__file__)!r})
+from conftest import tiny_raw
+from ssavae.config import build_run_config
+from ssavae.engine.run import train
+raw = tiny_raw("ssavae", train={{"devices": 2, "accelerator": "cpu", "strategy": "ddp", "epochs": 1}})
+res = train(build_run_config(raw), {str(tmp_path / 'run')!r})
+flat = torch.cat([p.detach().flatten() for p in res.model.parameters()])
+gathered = [torch.zeros_like(flat) for _ in range(2)]
+dist.all_gather(gathered, flat)
+if dist.get_rank() == 0:
+    print("REPLICAS_EQUAL", bool(torch.equal(gathered[0], gathered[1])))
+""")
+    env = dict(os.environ, MASTER_PORT="29533", PYTHONWARNINGS="ignore")
+    p = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300,
+                       env=env, cwd=tmp_path)
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert "REPLICAS_EQUAL True" in p.stdout
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["model"] == "ssavae"
