@@ -26,6 +26,7 @@ EXAMPLES = {
     "list-datasets": "ssavae list-datasets",
     "download": "ssavae download mnist --dest ~/data/mnist",
     "demo": "ssavae demo --out runs/demo",
+    "report": "ssavae report runs/vae",
     "sweep": "ssavae sweep --data fashion-mnist --out runs/sweep --model.latent_dim 100",
 }
 
@@ -221,6 +222,15 @@ def cmd_demo(args, overrides) -> int:
     return 0
 
 
+def cmd_report(args, overrides) -> int:
+    from .eval.report import write_report
+
+    if not (Path(args.run_dir) / "config.yaml").exists():
+        raise UserError(f"{args.run_dir} is not a run directory (no config.yaml)")
+    print(write_report(args.run_dir))
+    return 0
+
+
 def cmd_sweep(args, overrides) -> int:
     from .sweep import run_sweep
 
@@ -280,6 +290,10 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--data", default="fashion-mnist")
     m.add_argument("--data-dir", default=None)
     m.set_defaults(func=cmd_demo)
+
+    r = add("report", "rebuild a run's self-contained report.html")
+    r.add_argument("run_dir")
+    r.set_defaults(func=cmd_report)
 
     w = add("sweep", "SSAVAE beta/gamma sweep: one VEC, one decoder per cell, Figure 9 + table")
     _add_run_args(w, model_default="ssavae")

@@ -7,6 +7,7 @@ Every run directory has one layout::
     RUN_DIR/checkpoints/      last.pt (exact resume), written atomically
     RUN_DIR/figures/          PNG grids and maps
     RUN_DIR/summary.json      test-set numbers of the finished run
+    RUN_DIR/report.html       all of it on one self-contained page
 """
 from __future__ import annotations
 
@@ -145,4 +146,7 @@ def train(cfg: RunConfig, run_dir: str | Path, resume: bool = False,
         summary = summarize(model, ds, trainer.progress)
         (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
         final_figures(model, ds, run_dir, cfg.seed)
+        from ..eval.report import write_report
+
+        write_report(run_dir)
     return RunResult(model, ds, run_dir, summary)

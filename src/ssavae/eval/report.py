@@ -1,0 +1,54 @@
+"""``report.html``: one self-contained page per run (opens from disk, no network): config,
+test-set numbers, every figure (embedded as base64 PNG) and the training curves."""
+from __future__ import annotations
+
+import base64
+import html
+import json
+import os
+import tempfile
+from pathlib import Path
+
+_CSS = """body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222}
+table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 10px;text-align:left}
+td.num{text-align:right;font-family:monospace}figure{display:inline-block;margin:8px;vertical-align:top}
+figure img{max-width:520px;border:1px solid #ddd}figcaption{font-size:90%;color:#555}
+pre{background:#f6f6f6;padding:1em;overflow:auto;font-size:85%}"""
+
+
+def _img(path: Path) -> str:
+    data = base64.b64encode(path.read_bytes()).decode()
+    name = html.escape(path.stem.replace("_", " "))
+    return (f'<figure><img alt="{name}" src="data:image/png;base64,{data}">'
+            f"<figcaption>{name}</figcaption></figure>")
+
+
+def write_report(run_dir: str | Path) -> Path:
+    run_dir = Path(run_dir)
+    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>ssavae run {html.escape(run_dir.name)}"
+             f"</title><style>{_CSS}</style></head><body><h1>ssavae run: {html.escape(run_dir.name)}</h1>"]
+    summary_path = run_dir / "summary.json"
+    if summary_path.exists():
+        summary = json.loads(summary_path.read_text())
+        parts.append("<h2>Test-set numbers</h2><table id='metrics'><tr><th>metric</th><th>value</th></tr>")
+        for k, v in summary.items():
+            shown = f"{v:.4f}" if isinstance(v, float) else html.escape(str(v))
+            parts.append(f"<tr><td>{html.escape(k)}</td><td class='num'>{shown}</td></tr>")
+        parts.append("</table>")
+    figures = run_dir / "figures"
+    final = sorted(p for p in figures.glob("*.png") if "epoch" not in p.name) if figures.exists() else []
+    if final:
+        parts.append("<h2>Figures</h2>" + "".join(_img(p) for p in final))
+    epochs = sorted(figures.glob("*epoch*.png")) if figures.exists() else []
+    if epochs:
+        parts.append("<h2>During training</h2>" + "".join(_img(p) for p in epochs[-4:]))
+    cfg = run_dir / "config.yaml"
+    if cfg.exists():
+        parts.append(f"<h2>Config</h2><pre>{html.escape(cfg.read_text())}</pre>")
+    parts.append("</body></html>")
+    out = run_dir / "report.html"
+    fd, tmp = tempfile.mkstemp(dir=run_dir, suffix=".html")
+    with os.fdopen(fd, "w") as f:
+        f.write("\n".join(parts))
+    os.replace(tmp, out)
+    return out

@@ -1,0 +1,162 @@
+"""The SSAVAE beta/gamma sweep (Zemouri 2020, Figure 9): one VEC, one decoder per cell.
+
+Layout::
+
+    OUT/vec/                       the step-1 run (decoder_epochs = 0), trained once
+    OUT/cells/beta=B,gamma=G/      one run per cell, --init-from OUT/vec (step 2 only)
+    OUT/sweep.json, OUT/sweep.md   the table: pixel error, feature error, class kept, sharpness
+    OUT/figure9.png                the same test inputs reconstructed by every cell
+
+Resumable: a cell with a summary is not trained again; an interrupted one resumes.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import torch
+
+from . import config as config_mod
+from .engine.run import load_model, train
+from .eval.evaluator import get_evaluator
+from .eval.metrics import pixel_mse, sharpness
+from .eval.summary import batches
+
+log = logging.getLogger(__name__)
+
+N_EVAL = 2000  # test images scored per cell
+N_SHOWN = 12  # test inputs in the figure
+
+
+def _train_or_resume(cfg, run_dir: Path, **kw) -> None:
+    last = run_dir / "checkpoints" / "last.pt"
+    if (run_dir / "summary.json").exists():
+        log.info("%s: done, skipped", run_dir)
+        return
+    train(cfg, run_dir, resume=last.exists(), **kw)
+
+
+def cell_name(beta: float, gamma: float) -> str:
+    return f"beta={beta:g},gamma={gamma:g}"
+
+
+@torch.no_grad()
+def score_cell(model, ds, evaluator, n: int = N_EVAL) -> dict:
+    """Pixel MSE, feature error (the frozen encoder's L_rec), class kept, sharpness ratio."""
+    x_all = ds.x_test[:n]
+    y_all = torch.from_numpy(ds.y_test[:n])
+    mse, feat, kept, sharp, sharp_real = [], [], [], [], []
+    from . import losses
+
+    for i, xb in enumerate(batches(x_all, model.device)):
+        rb = model.reconstruct(xb)
+        mse.append(pixel_mse(rb, xb).cpu())
+        fx = model.enc(xb, return_features=True)[2]
+        fr = model.enc(rb, return_features=True)[2]
+        idx = model.feature_layers
+        feat.append(losses.feature_distance([fx[j] for j in idx], [fr[j] for j in idx]).cpu())
+        kept.append(evaluator.predict(rb) == y_all[i * 500:(i + 1) * 500])
+        if ds.info.is_image:
+            sharp.append(sharpness(rb).cpu())
+            sharp_real.append(sharpness(xb).cpu())
+    out = {"pixel_mse": float(torch.cat(mse).mean()), "feature_error": float(torch.cat(feat).mean()),
+           "class_kept": float(torch.cat(kept).float().mean())}
+    if sharp:
+        out["sharpness"] = float(torch.cat(sharp).mean())
+        out["sharpness_vs_real"] = out["sharpness"] / float(torch.cat(sharp_real).mean())
+    return out
+
+
+def run_sweep(raw: dict, out: str | Path, betas: list[float], gammas: list[float]) -> Path:
+    """Train (or resume) the VEC and every cell, score them, write the table and Figure 9."""
+    out = Path(out or "runs/sweep")
+    raw = config_mod.merge(raw, {"model": {"name": "ssavae"}})
+    vec_raw = config_mod.merge(raw, {"model": {"decoder_epochs": 0}})
+    vec_dir = out / "vec"
+    vec_cfg = config_mod.build_run_config(vec_raw)
+    _train_or_resume(vec_cfg, vec_dir)
+    cells = [(b, g) for g in gammas for b in betas]
+    for b, g in cells:
+        cfg = config_mod.build_run_config(config_mod.merge(raw, {"model": {"beta": b, "gamma": g}}))
+        cell_dir = out / "cells" / cell_name(b, g)
+        last = cell_dir / "checkpoints" / "last.pt"
+        if (cell_dir / "summary.json").exists():
+            continue
+        if last.exists():
+            train(cfg, cell_dir, resume=True)
+        else:
+            train(cfg, cell_dir, init_from=vec_dir)
+
+    model0, cfg0, ds = load_model(vec_dir)
+    evaluator = get_evaluator(ds)
+    rows = []
+    shown = torch.from_numpy(ds.x_test[:N_SHOWN]).float() / 255
+    recon_rows, kept_rows = [], []
+    for b, g in cells:
+        model, _, _ = load_model(out / "cells" / cell_name(b, g))
+        scores_path = out / "cells" / cell_name(b, g) / "sweep_scores.json"
+        if scores_path.exists():
+            scores = json.loads(scores_path.read_text())
+        else:
+            scores = score_cell(model, ds, evaluator)
+            scores_path.write_text(json.dumps(scores))
+        rows.append({"beta": b, "gamma": g, **scores})
+        r = model.reconstruct(shown)
+        recon_rows.append(r)
+        kept_rows.append(evaluator.predict(r) == torch.from_numpy(ds.y_test[:N_SHOWN]))
+    summary = {"dataset": ds.name, "latent_dim": cfg0.model.latent_dim,
+               "vec_test_accuracy": json.loads((vec_dir / "summary.json").read_text()).get("test_accuracy"),
+               "evaluator_test_accuracy": evaluator.test_accuracy, "n_eval": min(N_EVAL, len(ds.y_test)),
+               "cells": rows}
+    (out / "sweep.json").write_text(json.dumps(summary, indent=2))
+    (out / "sweep.md").write_text(sweep_markdown(summary))
+    if ds.info.is_image:
+        figure9(out / "figure9.png", shown, recon_rows, kept_rows, [cell_name(b, g) for b, g in cells])
+    return out
+
+
+def sweep_markdown(s: dict) -> str:
+    lines = [f"SSAVAE beta/gamma sweep on {s['dataset']}, latent_dim {s['latent_dim']} "
+             f"(VEC test accuracy {s['vec_test_accuracy']:.4f}; evaluator test accuracy "
+             f"{s['evaluator_test_accuracy']:.4f}; {s['n_eval']} test images per cell)", "",
+             "| beta | gamma | pixel MSE | feature error | class kept | sharpness / real |",
+             "|---:|---:|---:|---:|---:|---:|"]
+    for r in s["cells"]:
+        lines.append(f"| {r['beta']:g} | {r['gamma']:g} | {r['pixel_mse']:.4f} | "
+                     f"{r['feature_error']:.4f} | {r['class_kept']:.3f} | "
+                     f"{r.get('sharpness_vs_real', float('nan')):.3f} |")
+    return "\n".join(lines) + "\n"
+
+
+def figure9(path: Path, inputs: torch.Tensor, recon_rows: list[torch.Tensor],
+            kept_rows: list[torch.Tensor], names: list[str]) -> Path:
+    """Top row: test inputs; one row per cell; a green frame where the evaluator still sees the
+    input's class, red where it does not (the paper's colour code)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .eval.figures import _figure_to_png
+
+    n = inputs.shape[0]
+    rows = [("input", inputs, None)] + list(zip(names, recon_rows, kept_rows))
+    fig, axes = plt.subplots(len(rows), n, figsize=(n * 0.8 + 1.6, len(rows) * 0.85), squeeze=False)
+    for r, (name, imgs, kept) in enumerate(rows):
+        for c in range(n):
+            ax = axes[r, c]
+            img = imgs[c].cpu().numpy()
+            ax.imshow(img[0] if img.shape[0] == 1 else img.transpose(1, 2, 0), cmap="gray",
+                      vmin=0, vmax=1)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if kept is not None:
+                color = "tab:green" if bool(kept[c]) else "tab:red"
+                for s in ax.spines.values():
+                    s.set_edgecolor(color)
+                    s.set_linewidth(2)
+            if c == 0:
+                ax.set_ylabel(name, rotation=0, ha="right", va="center", fontsize=7)
+    fig.subplots_adjust(wspace=0.05, hspace=0.05)
+    return _figure_to_png(fig, path)

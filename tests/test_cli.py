@@ -1,0 +1,113 @@
+"""The command line, in-process (importing torch per process costs seconds)."""
+import json
+from pathlib import Path
+
+import pytest
+
+from ssavae import cli
+from ssavae.registry import list_models
+
+from conftest import tiny_cli
+
+# every registered family must be smoke-run here; the coverage test below enforces it
+SMOKE = {"vae": [], "ssavae": ["--data.labels_per_class", "5", "--model.latent_dim", "2"]}
+
+
+def test_every_registered_family_has_a_smoke_run():
+    assert set(SMOKE) == set(list_models())
+
+
+@pytest.mark.parametrize("family", sorted(SMOKE))
+def test_train_then_sample_and_report(tmp_path, family, capsys):
+    out = tmp_path / family
+    args = ["train", *tiny_cli(family), "--out", str(out), *SMOKE[family]]
+    assert cli.main(args) == 0
+    assert (out / "report.html").exists() and (out / "figures" / "samples_final.png").exists()
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["model"] == family
+    assert "run directory" in capsys.readouterr().out
+    assert cli.main(["sample", str(out), "--n", "9", "--out", str(tmp_path / "s.png")]) == 0
+    assert (tmp_path / "s.png").stat().st_size > 100
+    (out / "report.html").unlink()
+    assert cli.main(["report", str(out)]) == 0 and (out / "report.html").exists()
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["train", "--model", "vae", "--data", "synthetic", "--train.epoch", "1"], "valid keys"),
+    (["train", "--model", "nope", "--data", "synthetic"], "unknown model"),
+    (["train", "--model", "vae", "--data", "mnist", "--data-dir", "/nonexistent"], "ssavae download mnist"),
+    (["train", "--model", "vae", "--data", "synthetic", "--train.epochs", "x"], "expected an integer"),
+    (["train", "--model", "vae", "--data", "synthetic", "stray"], "unrecognized argument"),
+    (["train", "--resume", "--model", "vae"], "--resume needs --out"),
+    (["sample", "/nonexistent/run"], "no checkpoint"),
+    (["download", "imagenet"], "no download source"),
+])
+def test_user_errors_exit_2_with_one_line(argv, needle, capsys):
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert needle in err and "Traceback" not in err
+
+
+def test_help_has_examples(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["train", "--help"])
+    assert "example:" in capsys.readouterr().out
+
+
+def test_list_commands(capsys):
+    assert cli.main(["list-models"]) == 0
+    out = capsys.readouterr().out
+    assert "ssavae" in out and "vae" in out
+    assert cli.main(["list-datasets"]) == 0
+    out = capsys.readouterr().out
+    assert "fashion-mnist" in out and "npz:PATH" in out
+
+
+def test_resume_from_cli_continues_and_refuses_model_changes(tmp_path):
+    out = tmp_path / "r"
+    base = ["train", *tiny_cli("vae"), "--out", str(out)]
+    assert cli.main(base + ["--train.max_steps", "2"]) == 0
+    assert cli.main(["train", "--out", str(out), "--resume", "--model.latent_dim", "3"]) == 2
+    assert cli.main(["train", "--out", str(out), "--resume", "--train.max_steps", "4"]) == 0
+    assert json.loads((out / "summary.json").read_text())["steps"] == 4
+
+
+def test_demo_runs_on_tiny_synthetic_data(tmp_path):
+    out = tmp_path / "demo"
+    args = ["demo", "--out", str(out), "--data", "synthetic", "--model.arch", "mlp",
+            "--model.mlp_hidden", "[64]", "--model.hidden", "32", "--model.vec_epochs", "1",
+            "--model.decoder_epochs", "1", "--data.limit_train", "128", "--data.limit_test", "64",
+            "--train.progress", "false"]
+    assert cli.main(args) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["model"] == "ssavae" and 0 <= summary["test_accuracy"] <= 1
+    assert (out / "figures" / "latent_map.png").exists()
+
+
+def test_sweep_writes_table_and_figure_and_resumes(tmp_path, monkeypatch):
+    import ssavae.sweep as sweep
+    from ssavae.engine import run as run_mod
+
+    monkeypatch.setenv("SSAVAE_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "sweep"
+    args = ["sweep", *tiny_cli("ssavae", model={"latent_dim": 2}), "--out", str(out),
+            "--betas", "0,0.1", "--gammas", "0,0.1"]
+    assert cli.main(args) == 0
+    table = json.loads((out / "sweep.json").read_text())
+    assert [(c["beta"], c["gamma"]) for c in table["cells"]] == [(0, 0), (0.1, 0), (0, 0.1), (0.1, 0.1)]
+    for c in table["cells"]:
+        assert 0 <= c["class_kept"] <= 1 and c["pixel_mse"] >= 0
+    assert (out / "figure9.png").exists() and "| beta |" in (out / "sweep.md").read_text()
+    # a finished sweep trains nothing again
+    calls = []
+    monkeypatch.setattr(sweep, "train", lambda *a, **k: calls.append(a))
+    assert cli.main(args) == 0 and calls == []
+    # a lost cell is trained again, the others are not
+    import shutil
+
+    shutil.rmtree(out / "cells" / "beta=0.1,gamma=0.1")
+    monkeypatch.setattr(sweep, "train", run_mod.train)
+    trained = []
+    real = run_mod.train
+    monkeypatch.setattr(sweep, "train", lambda cfg, d, **k: trained.append(Path(d).name) or real(cfg, d, **k))
+    assert cli.main(args) == 0 and trained == ["beta=0.1,gamma=0.1"]
