@@ -103,7 +103,6 @@ def _changed(model, before):
 @pytest.mark.parametrize("step,owner", [("disc", "disc."), ("dec", "dec.")])
 def test_ssavae_step2_updates_only_its_own_group(step, owner):
     """The disc step changes only Dis; the decoder step changes only Dec (Enc, Cls frozen)."""
-    from ssavae.config import TrainConfig
     from ssavae.engine.trainer import Trainer
 
     model = tiny_model("ssavae")

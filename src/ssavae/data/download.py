@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
-import tempfile
 import urllib.request
 from pathlib import Path
 from typing import Optional
 
+from ..fileio import atomic_path
 from .datasets import DATASETS, cache_dir, load_dataset
 from .readers import DataError
 
@@ -72,18 +71,12 @@ def download(name: str, dest: Optional[str] = None, force: bool = False) -> Path
             log.info("%s already present", target)
             continue
         log.info("downloading %s", url)
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=fname + ".", suffix=".part")
-        os.close(fd)
-        try:
+        with atomic_path(target) as tmp:
             urllib.request.urlretrieve(url, tmp)  # noqa: S310 (fixed https/http sources above)
-            got = _digest(Path(tmp), "md5")
+            got = _digest(tmp, "md5")
             if md5 is not None and got != md5:
                 raise DataError(f"{url}: checksum mismatch (md5 {got}, expected {md5}); "
                                 "the file was not kept, try again later")
-            os.replace(tmp, target)
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
         if md5 is None:
             log.warning("%s: no published checksum; sha256 %s", target, _digest(target, "sha256"))
     if name == "cifar10":

@@ -1,26 +1,13 @@
 """Figures: image grids (Pillow), latent maps and curves (matplotlib, Agg backend)."""
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Optional, Sequence
 
 import numpy as np
 import torch
 
-
-def _save_atomic_png(img, path: Path) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".png")
-    os.close(fd)
-    try:
-        img.save(tmp, format="PNG")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+from ..fileio import atomic_path
 
 
 def image_grid(images: torch.Tensor | np.ndarray, nrow: int = 8, pad: int = 2,
@@ -47,7 +34,8 @@ def save_grid(path: str | Path, images, nrow: int = 8, scale: int = 2) -> Path:
     img = Image.fromarray(arr[..., 0] if arr.shape[2] == 1 else arr)
     if scale > 1:
         img = img.resize((img.width * scale, img.height * scale), Image.NEAREST)
-    _save_atomic_png(img, Path(path))
+    with atomic_path(path) as tmp:
+        img.save(tmp, format="PNG")
     return Path(path)
 
 
@@ -59,18 +47,12 @@ def interleave(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 def _figure_to_png(fig, path: Path) -> Path:
     import matplotlib.pyplot as plt
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".png")
-    os.close(fd)
     try:
-        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
     finally:
         plt.close(fig)
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return path
+    return Path(path)
 
 
 def latent_map(path: str | Path, codes: np.ndarray, labels: np.ndarray,

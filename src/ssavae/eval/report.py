@@ -5,9 +5,9 @@ from __future__ import annotations
 import base64
 import html
 import json
-import os
-import tempfile
 from pathlib import Path
+
+from ..fileio import atomic_path
 
 _CSS = """body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222}
 table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 10px;text-align:left}
@@ -47,8 +47,6 @@ def write_report(run_dir: str | Path) -> Path:
         parts.append(f"<h2>Config</h2><pre>{html.escape(cfg.read_text())}</pre>")
     parts.append("</body></html>")
     out = run_dir / "report.html"
-    fd, tmp = tempfile.mkstemp(dir=run_dir, suffix=".html")
-    with os.fdopen(fd, "w") as f:
-        f.write("\n".join(parts))
-    os.replace(tmp, out)
+    with atomic_path(out) as tmp:
+        tmp.write_text("\n".join(parts))
     return out
