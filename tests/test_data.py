@@ -282,3 +282,24 @@ def test_real_fashion_mnist_from_debian_path_is_compact():
     assert ds.x_train.shape == (60000, 1, 28, 28) and ds.x_test.shape == (10000, 1, 28, 28)
     assert np.bincount(ds.y_train).tolist() == [6000] * 10
     assert ds.nbytes() < 100e6
+
+
+def test_download_verifies_checksums_and_keeps_nothing_bad(tmp_path, monkeypatch):
+    """The download command, against local file:// sources (tests never touch the network)."""
+    import hashlib
+
+    from ssavae.data import download as dl
+
+    (tmp_path / "src").mkdir()
+    src = write_mnist_dir(tmp_path / "src")
+    files = sorted(p.name for p in src.iterdir())
+    good = [(f"file://{src / f}", f, hashlib.md5((src / f).read_bytes()).hexdigest()) for f in files]
+    monkeypatch.setitem(dl.SOURCES, "mnist", good)
+    dest = dl.download("mnist", str(tmp_path / "dest"))
+    assert sorted(p.name for p in dest.iterdir()) == files
+    assert len(load_dataset("mnist", str(dest)).y_train) == 20
+    bad = [(u, f, "0" * 32) for u, f, _ in good]
+    monkeypatch.setitem(dl.SOURCES, "mnist", bad)
+    with pytest.raises(DataError, match="checksum mismatch"):
+        dl.download("mnist", str(tmp_path / "dest2"))
+    assert not any((tmp_path / "dest2").iterdir())  # nothing half-downloaded is left

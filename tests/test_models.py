@@ -172,3 +172,32 @@ def test_networks_fit_every_data_shape(shape):
     assert model.reconstruct(x).shape == x.shape
     expected_arch = "conv" if len(shape) == 3 else "mlp"
     assert any(isinstance(m, torch.nn.Conv2d) for m in model.modules()) == (expected_arch == "conv")
+
+
+def test_first_batch_sanity_check_explains_problems():
+    model = tiny_model("vae")
+    x, y = batch(4)
+    with pytest.raises(ValueError, match="does not fit the model"):
+        model.check_batch((x[:, :, :14], y))
+    with pytest.raises(ValueError, match=r"needs \[0, 1\]"):
+        model.check_batch((x * 255, y))
+    with pytest.raises(ValueError, match="labels range"):
+        model.check_batch((x, y + 10))
+    model.check_batch((x, y))  # a good batch passes
+
+
+def test_vae_on_real_valued_vectors_uses_gaussian_likelihood():
+    from ssavae.data import Dataset
+    from ssavae.models.vae import VAE, VAEConfig
+
+    rng = torch.Generator().manual_seed(0)
+    x = torch.randn(64, 6, generator=rng) * 3
+    ds = Dataset("vec", x.numpy(), torch.zeros(64, dtype=torch.long).numpy(), x[:8].numpy(),
+                 torch.zeros(8, dtype=torch.long).numpy(), ["a"])
+    model = VAE(VAEConfig(latent_dim=2, mlp_hidden=(32,), hidden=16), ds.info)
+    assert model.likelihood == "gaussian"
+    out = model.step_loss("vae", (x, torch.zeros(64, dtype=torch.long)))
+    assert torch.isfinite(out.loss)
+    assert model.sample(3).shape == (3, 6)
+    with pytest.raises(ValueError, match="needs data in"):
+        VAE(VAEConfig(likelihood="bernoulli"), ds.info)
