@@ -45,7 +45,7 @@ def test_checkpoint_is_plain_and_round_trips_values(tmp_path):
     r = run(tmp_path, "a")
     ck = ckpt_io.load(r.run_dir / "checkpoints" / "last.pt")  # weights_only=True inside
     assert ck["family"] == "vae" and ck["format_version"] == 1 and "rng" in ck
-    model, cfg, _ = load_model(r.run_dir)
+    model, cfg = load_model(r.run_dir)
     assert same(model.state_dict(), {k: v for k, v in r.model.state_dict().items()})
     x = torch.rand(4, 1, 28, 28)
     assert torch.equal(model.reconstruct(x), r.model.cpu().eval().reconstruct(x))

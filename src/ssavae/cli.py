@@ -165,18 +165,18 @@ def cmd_sample(args, overrides) -> int:
 
     if overrides:
         raise UserError("sample takes no config overrides")
-    model, cfg, ds = load_model(args.run_dir)
+    model, cfg = load_model(args.run_dir)
     y = None
     if args.label is not None:
         if not getattr(model, "conditional", False):
             raise UserError(f"{model.name} is not conditional: --label does not apply")
-        if not 0 <= args.label < ds.info.num_classes:
-            raise UserError(f"--label must be in 0..{ds.info.num_classes - 1}")
+        if not 0 <= args.label < model.num_classes:
+            raise UserError(f"--label must be in 0..{model.num_classes - 1}")
         y = torch.full((args.n,), args.label, dtype=torch.long)
     g = torch.Generator().manual_seed(args.seed)
     x = model.sample(args.n, y=y, generator=g)
     out = Path(args.out or Path(args.run_dir) / "figures" / "samples_cli.png")
-    if ds.info.is_image:
+    if model.info.is_image:
         save_grid(out, x, nrow=max(1, int(args.n ** 0.5)))
     else:
         import numpy as np

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from . import config as config_mod
-from .engine.run import load_model, train
+from .engine.run import load_model, prepare_data, train
 from .eval.evaluator import get_evaluator
 from .eval.metrics import pixel_mse, sharpness
 from .eval.summary import batches
@@ -88,13 +88,14 @@ def run_sweep(raw: dict, out: str | Path, betas: list[float], gammas: list[float
         else:
             train(cfg, cell_dir, init_from=vec_dir)
 
-    model0, cfg0, ds = load_model(vec_dir)
+    _, cfg0 = load_model(vec_dir)
+    ds, _ = prepare_data(cfg0)
     evaluator = get_evaluator(ds)
     rows = []
     shown = torch.from_numpy(ds.x_test[:N_SHOWN]).float() / 255
     recon_rows, kept_rows = [], []
     for b, g in cells:
-        model, _, _ = load_model(out / "cells" / cell_name(b, g))
+        model, _ = load_model(out / "cells" / cell_name(b, g))
         scores_path = out / "cells" / cell_name(b, g) / "sweep_scores.json"
         if scores_path.exists():
             scores = json.loads(scores_path.read_text())

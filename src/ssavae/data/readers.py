@@ -230,7 +230,7 @@ def _check_labels(y: np.ndarray, where: str) -> np.ndarray:
     return y
 
 
-def _as_images_or_vectors(x: np.ndarray, where: str) -> np.ndarray:
+def as_images_or_vectors(x: np.ndarray, where: str) -> np.ndarray:
     """uint8 images stay; float arrays must be finite; (N, H, W) gains a channel axis."""
     x = np.asarray(x)
     if x.ndim == 3:
@@ -267,7 +267,7 @@ def read_npz(path: str | Path) -> dict[str, np.ndarray]:
     for split in ("train", "test"):
         if f"x_{split}" not in arrays:
             continue
-        x = _as_images_or_vectors(arrays[f"x_{split}"], f"{path}:x_{split}")
+        x = as_images_or_vectors(arrays[f"x_{split}"], f"{path}:x_{split}")
         y = arrays.get(f"y_{split}")
         y = np.full(len(x), -1, np.int64) if y is None else _check_labels(y, f"{path}:y_{split}")
         if len(x) != len(y):

@@ -74,6 +74,8 @@ def make(model, optimizers: dict, progress: dict, config: dict) -> dict:
         "library_version": __version__,
         "family": model.name,
         "config": config,
+        "data_info": {"shape": list(model.info.shape), "num_classes": model.info.num_classes,
+                      "unit_range": model.info.unit_range},
         "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "optimizers": {k: o.state_dict() for k, o in optimizers.items()},
         "progress": dict(progress),

@@ -22,7 +22,7 @@ import torch
 
 from .. import config as config_mod
 from ..config import ConfigError, RunConfig
-from ..data import Dataset, InMemoryLoader, apply_split, labeled_mask, load_dataset
+from ..data import DataInfo, Dataset, InMemoryLoader, apply_split, labeled_mask, load_dataset
 from ..models.base import GenerativeModel
 from ..registry import get_model_class, model_name_of_config
 from . import checkpoint as ckpt_io
@@ -39,10 +39,11 @@ class RunResult:
     summary: dict
 
 
-def prepare_data(cfg: RunConfig) -> tuple[Dataset, np.ndarray]:
+def prepare_data(cfg: RunConfig, dataset: Optional[Dataset] = None) -> tuple[Dataset, np.ndarray]:
     """The dataset (limited as configured) and the training labels with -1 outside the split."""
     d = cfg.data
-    ds = load_dataset(d.name, d.data_dir).limit(d.limit_train, d.limit_test)
+    ds = dataset if dataset is not None else load_dataset(d.name, d.data_dir)
+    ds = ds.limit(d.limit_train, d.limit_test)
     mask = labeled_mask(ds.y_train, d.labels_per_class, d.label_fraction, d.split_seed)
     return ds, apply_split(ds.y_train, mask)
 
@@ -56,15 +57,17 @@ def build_model(cfg: RunConfig, ds: Dataset) -> GenerativeModel:
 
 
 def load_model(run_dir: str | Path, checkpoint: str = "last.pt",
-               map_location: str | torch.device = "cpu") -> tuple[GenerativeModel, RunConfig, Dataset]:
-    """Rebuild a trained model from its run directory (no pickled modules involved)."""
+               map_location: str | torch.device = "cpu") -> tuple[GenerativeModel, RunConfig]:
+    """Rebuild a trained model from its run directory; the data is not needed (the checkpoint
+    records its shape and classes), and no pickled module is involved."""
     run_dir = Path(run_dir)
     ck = ckpt_io.load(run_dir / "checkpoints" / checkpoint)
     cfg = config_mod.build_run_config(ck["config"])
-    ds, _ = prepare_data(cfg)
-    model = build_model(cfg, ds)
+    i = ck["data_info"]
+    info = DataInfo(tuple(i["shape"]), i["num_classes"], i["unit_range"])
+    model = get_model_class(ck["family"])(cfg.model, info)
     model.load_state_dict(ck["model"])
-    return model.to(map_location).eval(), cfg, ds
+    return model.to(map_location).eval(), cfg
 
 
 def epoch_figures(model: GenerativeModel, ds: Dataset, figures: Path, tag: str,
@@ -82,9 +85,11 @@ def epoch_figures(model: GenerativeModel, ds: Dataset, figures: Path, tag: str,
 
 
 def train(cfg: RunConfig, run_dir: str | Path, resume: bool = False,
-          init_from: Optional[str | Path] = None, fabric=None) -> RunResult:
+          init_from: Optional[str | Path] = None, fabric=None,
+          dataset: Optional[Dataset] = None) -> RunResult:
     """Train ``cfg`` into ``run_dir``. ``resume`` continues its last checkpoint exactly;
-    ``init_from`` starts from another run's weights and skips the phases it completed."""
+    ``init_from`` starts from another run's weights and skips the phases it completed;
+    ``dataset`` gives in-memory data instead of ``cfg.data.name`` (the split still applies)."""
     run_dir = Path(run_dir)
     last = run_dir / "checkpoints" / "last.pt"
     if resume and not last.exists():
@@ -100,7 +105,7 @@ def train(cfg: RunConfig, run_dir: str | Path, resume: bool = False,
     fabric = fabric if fabric is not None else make_fabric(cfg.train)
     fabric.launch()
     torch.manual_seed(cfg.seed)  # the same initial weights on every process
-    ds, y_train = prepare_data(cfg)
+    ds, y_train = prepare_data(cfg, dataset)
     model = build_model(cfg, ds)
     torch.manual_seed(cfg.seed * 7919 + fabric.global_rank)  # different noise per process
 
