@@ -181,3 +181,15 @@ if dist.get_rank() == 0:
     assert p.returncode == 0, p.stderr[-3000:]
     assert "REPLICAS_EQUAL True" in p.stdout
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["model"] == "ssavae"
+
+
+def test_cosine_schedule_decays_within_each_phase_and_resumes_exactly(tmp_path):
+    sections = dict(train={"epochs": 2, "lr_schedule": "cosine", "checkpoint_every": 1})
+    full = run(tmp_path, "full", **sections)
+    opt = ckpt_io.load(full.run_dir / "checkpoints/last.pt")["optimizers"]["vae"]
+    assert 0 < opt["param_groups"][0]["lr"] < 0.1 * 1e-3  # near the end of the decay
+    part = run(tmp_path, "part", train={**sections["train"], "max_steps": 3})
+    resumed = train(build_run_config(tiny_raw("vae", **sections)), part.run_dir, resume=True)
+    assert same(weights(full.run_dir), weights(resumed.run_dir))
+    constant = run(tmp_path, "const", train={"epochs": 2})
+    assert not same(weights(full.run_dir), weights(constant.run_dir))

@@ -196,6 +196,9 @@ class Trainer:
                                 break
                             if tc.overfit_batches:
                                 batch = self._overfit_batch(loader, bi)
+                            if tc.lr_schedule == "cosine":
+                                t = (epoch * n_batches + bi) / max(1, epochs * n_batches)
+                                self._scale_lr(phase, fab_opts, 0.5 * (1 + math.cos(math.pi * t)))
                             for step in phase.steps:
                                 logs = self._update(model, step, batch, fab_opts[step.name],
                                                     step_params[step.name], all_params)
@@ -235,6 +238,13 @@ class Trainer:
                 metrics.close()
             model.eval()
         return model
+
+    def _scale_lr(self, phase: Phase, optimizers: dict, factor: float) -> None:
+        """Set each of the phase's optimizers to its base learning rate times ``factor``."""
+        for step in phase.steps:
+            base = float(self.train_cfg.step_lr.get(step.name, self.train_cfg.lr))
+            for group in optimizers[step.name].param_groups:
+                group["lr"] = base * factor
 
     def _out_of_steps(self) -> bool:
         ms = self.train_cfg.max_steps
