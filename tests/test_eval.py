@@ -61,3 +61,55 @@ def test_report_is_self_contained(tmp_path):
     images = re.findall(r'src="data:image/png;base64,([^"]+)"', html)
     assert len(images) >= 3
     assert all(base64.b64decode(i)[:8] == b"\x89PNG\r\n\x1a\n" for i in images)
+
+
+def test_frechet_distance_zero_for_identical_sets_and_grows_with_shift():
+    from ssavae.eval.metrics import frechet_distance
+
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(2000, 8))
+    assert frechet_distance(a, a) < 1e-6
+    near = frechet_distance(a, rng.normal(size=(2000, 8)))
+    far = frechet_distance(a, rng.normal(size=(2000, 8)) + 1.0)
+    assert near < 0.1 and abs(far - 8.0) < 0.5  # a unit shift in 8 dims: ||dmu||^2 = 8
+
+
+def test_precision_recall_knn_and_silhouette_hand_cases():
+    from ssavae.eval.metrics import knn_accuracy, precision_recall, silhouette
+
+    g = torch.Generator().manual_seed(0)
+    real = torch.randn(300, 4, generator=g)
+    assert precision_recall(real, real.clone()) == (1.0, 1.0)
+    p, r = precision_recall(real, real[:30] * 0.1)  # collapsed samples: precise, poor recall
+    assert p == 1.0 and r < 0.3
+    p, _ = precision_recall(real, real + 50)
+    assert p == 0.0
+    y = torch.arange(300) % 3
+    z = torch.stack([y.float() * 10, torch.zeros(300)], 1) + 0.1 * torch.randn(300, 2, generator=g)
+    assert knn_accuracy(z, y, z, y) == 1.0
+    assert silhouette(z, y) > 0.9
+    assert silhouette(torch.randn(300, 2, generator=g), y) < 0.1
+
+
+def test_evaluate_run_writes_every_applicable_metric(tmp_path, monkeypatch):
+    from ssavae import cli
+    from conftest import tiny_cli
+
+    monkeypatch.setenv("SSAVAE_CACHE", str(tmp_path / "cache"))
+    for family in ("vae", "ssavae"):
+        out = tmp_path / family
+        assert cli.main(["train", *tiny_cli(family, model={"latent_dim": 2}), "--out", str(out)]) == 0
+        assert cli.main(["evaluate", str(out), "--n", "64", "--iw-samples", "20"]) == 0
+        m = __import__("json").loads((out / "eval" / "metrics.json").read_text())
+        assert {"reconstruction", "generation", "latent"} <= set(m)
+        assert ("likelihood" in m) == (family == "vae")
+        assert ("classification" in m) == (family == "ssavae")
+        if family == "vae":
+            # the IWAE bound is at least the ELBO on average: NLL_iw <= -ELBO
+            elbo = __import__("json").loads((out / "summary.json").read_text())["test_neg_elbo"]
+            assert m["likelihood"]["iw_nll"] <= elbo + 1.0
+        else:
+            assert "conditional_accuracy" in m["generation"]
+            assert np.array(m["classification"]["confusion"]).sum() == 64
+        assert "silhouette" in m["latent"]
+        assert "frechet" in (out / "report.html").read_text()

@@ -27,6 +27,7 @@ EXAMPLES = {
     "download": "ssavae download mnist --dest ~/data/mnist",
     "demo": "ssavae demo --out runs/demo",
     "report": "ssavae report runs/vae",
+    "evaluate": "ssavae evaluate runs/vae --iw-samples 1000",
     "sweep": "ssavae sweep --data fashion-mnist --out runs/sweep --model.latent_dim 100",
 }
 
@@ -222,6 +223,27 @@ def cmd_demo(args, overrides) -> int:
     return 0
 
 
+def cmd_evaluate(args, overrides) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from .eval.evaluate import evaluate_run, flatten
+    from .eval.report import write_report
+
+    if not (Path(args.run_dir) / "config.yaml").exists():
+        raise UserError(f"{args.run_dir} is not a run directory (no config.yaml)")
+    result = evaluate_run(args.run_dir, n=args.n, iw_samples=args.iw_samples, device=args.device)
+    write_report(args.run_dir)
+    table = Table(title=f"{result['model']} on {result['dataset']} ({result['n_test']} test images)")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for k, v in flatten(result).items():
+        table.add_row(k, f"{v:.4f}")
+    Console().print(table)
+    print(Path(args.run_dir) / "eval" / "metrics.json")
+    return 0
+
+
 def cmd_report(args, overrides) -> int:
     from .eval.report import write_report
 
@@ -290,6 +312,13 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--data", default="fashion-mnist")
     m.add_argument("--data-dir", default=None)
     m.set_defaults(func=cmd_demo)
+
+    e = add("evaluate", "every metric that applies to the run's family -> RUN_DIR/eval/metrics.json")
+    e.add_argument("run_dir")
+    e.add_argument("--n", type=int, default=5000, help="test images to use")
+    e.add_argument("--iw-samples", type=int, default=1000, help="importance samples for the NLL")
+    e.add_argument("--device", default=None, help="cpu or cuda (default cpu)")
+    e.set_defaults(func=cmd_evaluate)
 
     r = add("report", "rebuild a run's self-contained report.html")
     r.add_argument("run_dir")

@@ -27,3 +27,65 @@ def accuracy(pred: torch.Tensor, target: torch.Tensor) -> float:
 def pixel_mse(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Mean squared error per example (B,)."""
     return (a - b).pow(2).flatten(1).mean(1)
+
+
+def frechet_distance(a, b) -> float:
+    """||mu_a - mu_b||^2 + Tr(C_a + C_b - 2 (C_a C_b)^(1/2)) between Gaussians fitted to two
+    feature sets (N, D) (Heusel et al. 2017, with our evaluator's features, not Inception's)."""
+    import numpy as np
+    import scipy.linalg
+
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    mu_a, mu_b = a.mean(0), b.mean(0)
+    ca, cb = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    covmean = scipy.linalg.sqrtm(ca @ cb)
+    if not np.isfinite(covmean).all():  # near-singular product: regularize, as is usual
+        eps = 1e-6 * np.eye(ca.shape[0])
+        covmean = scipy.linalg.sqrtm((ca + eps) @ (cb + eps))
+    d = float(((mu_a - mu_b) ** 2).sum() + np.trace(ca + cb - 2 * covmean.real))
+    return max(d, 0.0)
+
+
+def _kth_neighbour_radius(x: torch.Tensor, k: int) -> torch.Tensor:
+    d = torch.cdist(x, x)
+    return d.kthvalue(k + 1, dim=1).values  # +1: the point itself is at distance 0
+
+
+def precision_recall(real: torch.Tensor, fake: torch.Tensor, k: int = 3) -> tuple[float, float]:
+    """k-NN precision (fakes inside the real manifold) and recall (reals inside the fake
+    manifold) of Kynkaanniemi et al. 2019; each manifold is the union of k-NN balls."""
+    real, fake = real.double(), fake.double()
+    r_real, r_fake = _kth_neighbour_radius(real, k), _kth_neighbour_radius(fake, k)
+    d = torch.cdist(fake, real)  # (F, R)
+    precision = float((d <= r_real[None, :]).any(1).float().mean())
+    recall = float((d.T <= r_fake[None, :]).any(1).float().mean())
+    return precision, recall
+
+
+def knn_accuracy(z_train: torch.Tensor, y_train: torch.Tensor, z_test: torch.Tensor,
+                 y_test: torch.Tensor, k: int = 5) -> float:
+    """Accuracy of a k-nearest-neighbour vote of labeled training codes on test codes."""
+    keep = y_train >= 0
+    z_train, y_train = z_train[keep].float(), y_train[keep]
+    preds = []
+    for chunk in z_test.float().split(1000):
+        idx = torch.cdist(chunk, z_train).topk(k, largest=False).indices  # (B, k)
+        preds.append(torch.mode(y_train[idx], dim=1).values)
+    return accuracy(torch.cat(preds), y_test)
+
+
+def silhouette(z: torch.Tensor, y: torch.Tensor) -> float:
+    """Mean silhouette coefficient of the labeled codes (-1 .. 1; higher = better separated)."""
+    keep = y >= 0
+    z, y = z[keep].double(), y[keep]
+    d = torch.cdist(z, z)
+    classes = y.unique()
+    if len(classes) < 2:
+        return float("nan")
+    mean_to = torch.stack([d[:, y == c].sum(1) / ((y == c).sum() - (y == c).long()).clamp(min=1)
+                           for c in classes], 1)  # (N, C); own class excludes the point itself
+    own = (y[:, None] == classes[None, :])
+    a = mean_to[own]
+    b = mean_to.masked_fill(own, float("inf")).min(1).values
+    s = (b - a) / torch.maximum(a, b)
+    return float(s.mean())

@@ -35,6 +35,17 @@ def write_report(run_dir: str | Path) -> Path:
             shown = f"{v:.4f}" if isinstance(v, float) else html.escape(str(v))
             parts.append(f"<tr><td>{html.escape(k)}</td><td class='num'>{shown}</td></tr>")
         parts.append("</table>")
+    metrics_path = run_dir / "eval" / "metrics.json"
+    if metrics_path.exists():
+        from .evaluate import flatten
+
+        metrics = flatten(json.loads(metrics_path.read_text()))
+        parts.append("<h2>Evaluation (ssavae evaluate)</h2><table id='evaluation'>"
+                     "<tr><th>metric</th><th>value</th></tr>")
+        for k, v in metrics.items():
+            parts.append(f"<tr><td>{html.escape(k.replace('_', ' '))}</td>"
+                         f"<td class='num'>{v:.4f}</td></tr>")
+        parts.append("</table>")
     figures = run_dir / "figures"
     final = sorted(p for p in figures.glob("*.png") if "epoch" not in p.name) if figures.exists() else []
     if final:
