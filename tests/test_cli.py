@@ -111,3 +111,34 @@ def test_sweep_writes_table_and_figure_and_resumes(tmp_path, monkeypatch):
     real = run_mod.train
     monkeypatch.setattr(sweep, "train", lambda cfg, d, **k: trained.append(Path(d).name) or real(cfg, d, **k))
     assert cli.main(args) == 0 and trained == ["beta=0.1,gamma=0.1"]
+
+
+def test_compare_trains_evaluates_and_resumes(tmp_path, monkeypatch):
+    import ssavae.compare as compare
+
+    monkeypatch.setenv("SSAVAE_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "cmp"
+    overrides = tiny_cli("vae", model={"latent_dim": 2})[2:]  # drop --model vae
+    args = ["compare", "--models", "vae,ssavae", "--budget", "epochs=1", "--out", str(out),
+            "--n", "64", "--iw-samples", "10", *overrides]
+    assert cli.main(args) == 0
+    rows = json.loads((out / "compare.json").read_text())
+    assert [r["family"] for r in rows] == ["vae", "ssavae"]
+    assert "classification.accuracy" in rows[1] and "likelihood.iw_nll" in rows[0]
+    assert (out / "samples.png").exists() and "<table>" in (out / "compare.html").read_text()
+    calls = []
+    monkeypatch.setattr(compare, "train", lambda *a, **k: calls.append(a))
+    assert cli.main(args) == 0 and calls == []
+    assert cli.main(["compare", "--models", "vae,nope", "--out", str(out)]) == 2
+    assert cli.main([*args[:3], "--budget", "weeks=2", *args[5:]]) == 2
+
+
+def test_wall_clock_budget_stops_and_splits_between_phases(tmp_path):
+    out = tmp_path / "t"
+    assert cli.main(["train", *tiny_cli("ssavae"), "--out", str(out), "--train.epochs", "100000",
+                     "--train.max_minutes", "0.1"]) == 0
+    from ssavae.engine.metrics import read_metrics
+
+    phases = {r["phase"] for r in read_metrics(out)}
+    assert phases == {"vec", "decoder"}  # both phases got their share
+    assert read_metrics(out)[-1]["time"] < 30

@@ -28,6 +28,7 @@ EXAMPLES = {
     "demo": "ssavae demo --out runs/demo",
     "report": "ssavae report runs/vae",
     "evaluate": "ssavae evaluate runs/vae --iw-samples 1000",
+    "compare": "ssavae compare --models vae,ssavae --data fashion-mnist --budget epochs=5 --out runs/cmp",
     "sweep": "ssavae sweep --data fashion-mnist --out runs/sweep --model.latent_dim 100",
 }
 
@@ -71,8 +72,12 @@ def parse_overrides(extra: list[str]) -> list[tuple[str, object]]:
     return pairs
 
 
-def _add_run_args(p: argparse.ArgumentParser, model_default: Optional[str] = None) -> None:
-    p.add_argument("--model", default=model_default, help="model family (ssavae list-models)")
+def _add_run_args(p: argparse.ArgumentParser, model_default: Optional[str] = None,
+                  with_model: bool = True) -> None:
+    if with_model:
+        p.add_argument("--model", default=model_default, help="model family (ssavae list-models)")
+    else:
+        p.set_defaults(model=None)
     p.add_argument("--data", default=None,
                    help="dataset name, or npz:PATH, csv:PATH, folder:PATH (ssavae list-datasets)")
     p.add_argument("--data-dir", default=None, help="folder with the dataset's files")
@@ -253,6 +258,23 @@ def cmd_report(args, overrides) -> int:
     return 0
 
 
+def cmd_compare(args, overrides) -> int:
+    from .compare import run_compare
+
+    families = [f.strip() for f in args.models.split(",") if f.strip()]
+    from .registry import list_models
+
+    unknown = sorted(set(families) - set(list_models()))
+    if unknown:
+        raise UserError(f"unknown model(s) {', '.join(unknown)}; see `ssavae list-models`")
+    raw = _raw_config(args, overrides)
+    out = run_compare(families, raw, args.out or "runs/compare", args.budget, n_eval=args.n,
+                      iw_samples=args.iw_samples)
+    print((out / "compare.md").read_text())
+    print(out / "compare.html")
+    return 0
+
+
 def cmd_sweep(args, overrides) -> int:
     from .sweep import run_sweep
 
@@ -323,6 +345,14 @@ def build_parser() -> argparse.ArgumentParser:
     r = add("report", "rebuild a run's self-contained report.html")
     r.add_argument("run_dir")
     r.set_defaults(func=cmd_report)
+
+    c = add("compare", "train several families alike, evaluate them, one table and one figure")
+    _add_run_args(c, with_model=False)
+    c.add_argument("--models", required=True, help="comma-separated families, e.g. vae,ssavae")
+    c.add_argument("--budget", default="epochs=5", help="epochs=N (per phase) or minutes=M (per run)")
+    c.add_argument("--n", type=int, default=5000, help="test images for the evaluation")
+    c.add_argument("--iw-samples", type=int, default=1000)
+    c.set_defaults(func=cmd_compare)
 
     w = add("sweep", "SSAVAE beta/gamma sweep: one VEC, one decoder per cell, Figure 9 + table")
     _add_run_args(w, model_default="ssavae")

@@ -47,6 +47,7 @@ class TrainConfig:
     epochs: int = 10  # epochs of each phase that does not set its own (see the family's config)
     batch_size: int = 128  # per process
     max_steps: Optional[int] = None  # stop after this many batches in total (all phases)
+    max_minutes: Optional[float] = None  # wall-clock budget of this process, split equally by phases
     limit_batches: Optional[int] = None  # batches per epoch (debugging)
     overfit_batches: int = 0  # >0: train on these first N batches only, unshuffled
     fast_dev_run: bool = False  # one epoch of 2 batches per phase, then stop

@@ -65,6 +65,7 @@ class Trainer:
         self.fabric = fabric if fabric is not None else make_fabric(cfg.train)
         self.on_epoch_end = on_epoch_end
         self._stop_requested = False
+        self._deadline: Optional[float] = None  # wall-clock end of the current phase's budget
         self.progress = {"phase": 0, "epoch": 0, "batch": 0, "global_step": 0, "completed": []}
 
     # ------------------------------------------------------------------ set-up
@@ -169,11 +170,16 @@ class Trainer:
                     phase = phases[pi]
                     if phase.name in self.progress["completed"]:
                         continue
-                    epochs = 1 if tc.fast_dev_run else (phase.epochs if phase.epochs is not None else tc.epochs)
+                    epochs = self._phase_epochs(phase)
                     if epochs == 0:  # skipped, not completed: --init-from can train it later
                         continue
                     if self.progress["phase"] != pi:
                         self.progress.update(phase=pi, epoch=0, batch=0)
+                    if tc.max_minutes is not None:  # this phase's share of what is left
+                        todo = sum(1 for p in phases[pi:] if p.name not in self.progress["completed"]
+                                   and self._phase_epochs(p) > 0)
+                        left = 60 * tc.max_minutes - (time.time() - start)
+                        self._deadline = time.time() + max(left, 0.0) / max(todo, 1)
                     if self.progress["epoch"] == 0 and self.progress["batch"] == 0:
                         model.on_phase_start(phase.name)
                     self._set_modes(model, phase)
@@ -192,7 +198,7 @@ class Trainer:
                         running: dict[str, list[torch.Tensor]] = {}
                         for bi, batch in enumerate(loader.iterate(self.progress["batch"]),
                                                    start=self.progress["batch"]):
-                            if bi >= n_batches or self._out_of_steps():
+                            if bi >= n_batches or self._out_of_steps() or self._phase_time_up():
                                 break
                             if tc.overfit_batches:
                                 batch = self._overfit_batch(loader, bi)
@@ -220,7 +226,8 @@ class Trainer:
                             if self._stop_requested:
                                 self.save_checkpoint(model, optimizers)
                                 raise KeyboardInterrupt
-                        if self._out_of_steps() and self.progress["batch"] < n_batches:
+                        if (self._out_of_steps() or self._phase_time_up()) \
+                                and self.progress["batch"] < n_batches:
                             break
                         self.progress.update(epoch=epoch + 1, batch=0)
                         self.save_checkpoint(model, optimizers)
@@ -239,6 +246,14 @@ class Trainer:
             model.eval()
         return model
 
+    def _phase_epochs(self, phase: Phase) -> int:
+        tc = self.train_cfg
+        if phase.epochs == 0:
+            return 0
+        if tc.fast_dev_run:
+            return 1
+        return phase.epochs if phase.epochs is not None else tc.epochs
+
     def _scale_lr(self, phase: Phase, optimizers: dict, factor: float) -> None:
         """Set each of the phase's optimizers to its base learning rate times ``factor``."""
         for step in phase.steps:
@@ -247,8 +262,13 @@ class Trainer:
                 group["lr"] = base * factor
 
     def _out_of_steps(self) -> bool:
+        """train.max_steps reached: the run stops (resumable with a larger max_steps)."""
         ms = self.train_cfg.max_steps
         return ms is not None and self.progress["global_step"] >= ms
+
+    def _phase_time_up(self) -> bool:
+        """This phase's share of train.max_minutes is spent: the phase ends, the next begins."""
+        return self._deadline is not None and time.time() >= self._deadline
 
     def _overfit_batch(self, loader, bi):
         idx = bi % self.train_cfg.overfit_batches

@@ -1,0 +1,127 @@
+"""``ssavae compare``: several families on the same data, the same labeled subset and the same
+budget, evaluated alike; one table (markdown and HTML) and one figure of their samples.
+
+Layout: ``OUT/<family>/`` a run directory per family (resumable), ``OUT/compare.md``,
+``OUT/compare.html``, ``OUT/samples.png``. A family whose run and evaluation are complete is not
+trained again.
+"""
+from __future__ import annotations
+
+import html
+import json
+import logging
+from pathlib import Path
+
+import torch
+
+from . import config as config_mod
+from .engine.metrics import read_metrics
+from .engine.run import load_model, train
+from .eval.evaluate import evaluate_run, flatten
+from .fileio import atomic_path
+
+log = logging.getLogger(__name__)
+
+COLUMNS = [  # (flattened metric, header)
+    ("classification.accuracy", "test accuracy"),
+    ("reconstruction.pixel_mse", "recon MSE"),
+    ("reconstruction.class_consistency", "recon class kept"),
+    ("generation.frechet_distance", "Frechet dist. (evaluator)"),
+    ("generation.precision", "precision"),
+    ("generation.recall", "recall"),
+    ("generation.sharpness_vs_real", "sample sharpness / real"),
+    ("likelihood.iw_nll", "IW NLL (nats)"),
+    ("latent.knn_accuracy", "latent 5-NN acc."),
+]
+
+
+def parse_budget(budget: str) -> dict:
+    """``epochs=N`` or ``minutes=M`` -> train config fields."""
+    kind, _, value = budget.partition("=")
+    try:
+        if kind == "epochs":
+            return {"epochs": int(value)}
+        if kind == "minutes":
+            return {"max_minutes": float(value), "epochs": 10**6}
+    except ValueError:
+        pass
+    raise config_mod.ConfigError(f"--budget must be epochs=N or minutes=M, got {budget!r}")
+
+
+def run_compare(families: list[str], raw: dict, out: str | Path, budget: str,
+                n_eval: int = 5000, iw_samples: int = 1000) -> Path:
+    out = Path(out)
+    train_fields = parse_budget(budget)
+    rows = []
+    for family in families:
+        run_dir = out / family
+        model_raw = {k: v for k, v in (raw.get("model") or {}).items() if k != "name"}
+        cfg = config_mod.build_run_config(config_mod.merge(
+            raw, {"model": {"name": family, **model_raw}, "train": train_fields}))
+        if not (run_dir / "summary.json").exists():
+            train(cfg, run_dir, resume=(run_dir / "checkpoints" / "last.pt").exists())
+        metrics_path = run_dir / "eval" / "metrics.json"
+        result = json.loads(metrics_path.read_text()) if metrics_path.exists() else \
+            evaluate_run(run_dir, n=n_eval, iw_samples=iw_samples)
+        history = read_metrics(run_dir)
+        rows.append({"family": family, "train_seconds": history[-1]["time"] if history else None,
+                     **flatten(result)})
+    with atomic_path(out / "compare.json") as tmp:
+        tmp.write_text(json.dumps(rows, indent=2))
+    with atomic_path(out / "compare.md") as tmp:
+        tmp.write_text(markdown_table(rows, budget))
+    with atomic_path(out / "compare.html") as tmp:
+        tmp.write_text(html_table(rows, budget))
+    samples_figure(out / "samples.png", [(f, out / f) for f in families])
+    return out
+
+
+def _cell(row: dict, key: str) -> str:
+    v = row.get(key)
+    return "n/a" if v is None else f"{v:.4f}" if isinstance(v, float) else str(v)
+
+
+def markdown_table(rows: list[dict], budget: str) -> str:
+    head = ["family", "train time (s)"] + [h for _, h in COLUMNS]
+    lines = [f"Budget: {budget}; same data, labeled subset and seed for every family.", "",
+             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        cells = [r["family"], _cell(r, "train_seconds")] + [_cell(r, k) for k, _ in COLUMNS]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def html_table(rows: list[dict], budget: str) -> str:
+    head = ["family", "train time (s)"] + [h for _, h in COLUMNS]
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in
+                                    [r["family"], _cell(r, "train_seconds")] + [_cell(r, k) for k, _ in COLUMNS])
+                   + "</tr>" for r in rows)
+    return ("<!doctype html><html><head><meta charset='utf-8'><title>ssavae compare</title>"
+            "<style>table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px}</style>"
+            f"</head><body><p>Budget: {html.escape(budget)}</p><table><tr>"
+            + "".join(f"<th>{html.escape(h)}</th>" for h in head) + f"</tr>{body}</table></body></html>")
+
+
+@torch.no_grad()
+def samples_figure(path: Path, runs: list[tuple[str, Path]], n: int = 12) -> None:
+    """One row of prior samples per family, side by side."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .eval.figures import _figure_to_png
+
+    loaded = [(name, load_model(d)[0]) for name, d in runs]
+    if not loaded or not loaded[0][1].info.is_image:
+        return
+    fig, axes = plt.subplots(len(loaded), n, figsize=(n * 0.8 + 1.2, len(loaded) * 0.9), squeeze=False)
+    for r, (name, model) in enumerate(loaded):
+        x = model.sample(n, generator=torch.Generator().manual_seed(0)).cpu().numpy()
+        for c in range(n):
+            img = x[c]
+            axes[r, c].imshow(img[0] if img.shape[0] == 1 else img.transpose(1, 2, 0), cmap="gray", vmin=0, vmax=1)
+            axes[r, c].set_xticks([])
+            axes[r, c].set_yticks([])
+        axes[r, 0].set_ylabel(name, rotation=0, ha="right", va="center", fontsize=8)
+    _figure_to_png(fig, path)
