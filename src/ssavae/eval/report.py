@@ -56,6 +56,12 @@ def write_report(run_dir: str | Path) -> Path:
     cfg = run_dir / "config.yaml"
     if cfg.exists():
         parts.append(f"<h2>Config</h2><pre>{html.escape(cfg.read_text())}</pre>")
+    # Marks, once the page has loaded, how many images decoded: lets a headless browser check
+    # the page (tests/test_report_browser.py) without any network or extra tooling.
+    parts.append("<script>window.addEventListener('load',function(){var i=document.images,n=0;"
+                 "for(var k=0;k<i.length;k++){if(i[k].complete&&i[k].naturalWidth>0)n++;}"
+                 "document.body.setAttribute('data-images-loaded',n);"
+                 "document.body.setAttribute('data-images-total',i.length);});</script>")
     parts.append("</body></html>")
     out = run_dir / "report.html"
     with atomic_path(out) as tmp:
