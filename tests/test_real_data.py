@@ -28,7 +28,7 @@ def test_vae_learns_fashion_mnist(tmp_path, fashion):
     assert s["test_neg_elbo"] < 270  # 543 nats at init; ~239 after 10 full epochs
 
 
-def test_ssavae_vec_classifies_fashion_mnist_with_100_labels_per_class(tmp_path, fashion):
+def test_ssavae_vec_classifies_fashion_mnist(tmp_path, fashion):
     raw = {"name": "ssavae", "latent_dim": 100, "vec_epochs": 3, "decoder_epochs": 0}
     s = _run(tmp_path, raw).summary
     assert s["test_accuracy"] > 0.8
