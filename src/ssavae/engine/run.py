@@ -134,7 +134,7 @@ def train(cfg: RunConfig, run_dir: str | Path, resume: bool = False,
     every = cfg.train.sample_every
 
     def on_epoch_end(trainer: Trainer, phase, epoch: int) -> None:
-        if every and (epoch + 1) % every == 0:
+        if every and phase.figures and (epoch + 1) % every == 0:
             epoch_figures(model, ds, figures, f"{phase.name}_epoch{epoch + 1:03d}", cfg.seed)
             model.train()
             Trainer._set_modes(model, phase)

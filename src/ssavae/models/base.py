@@ -39,6 +39,7 @@ class Phase:
     steps: tuple[Step, ...]
     frozen: tuple[str, ...] = ()
     epochs: Optional[int] = None  # None: the run's train.epochs
+    figures: bool = True  # sample/reconstruction grids after its epochs (no: nothing decodes yet)
 
 
 @dataclass

@@ -111,7 +111,8 @@ class SSAVAE(GenerativeModel):
         vec_groups = ("enc", "cls") + (("aux",) if self.aux is not None else ())
         dec_steps = (Step("disc", ("disc",)),) if c.beta > 0 else ()
         return [
-            Phase("vec", (Step("vec", vec_groups),), epochs=c.vec_epochs),
+            Phase("vec", (Step("vec", vec_groups),), epochs=c.vec_epochs,
+                  figures=self.aux is not None),
             Phase("decoder", dec_steps + (Step("dec", ("dec",)),), frozen=vec_groups,
                   epochs=c.decoder_epochs),
         ]
