@@ -63,8 +63,11 @@ def load_model(run_dir: str | Path, checkpoint: str = "last.pt",
     run_dir = Path(run_dir)
     ck = ckpt_io.load(run_dir / "checkpoints" / checkpoint)
     cfg = config_mod.build_run_config(ck["config"])
-    i = ck["data_info"]
-    info = DataInfo(tuple(i["shape"]), i["num_classes"], i["unit_range"])
+    if "data_info" in ck:
+        i = ck["data_info"]
+        info = DataInfo(tuple(i["shape"]), i["num_classes"], i["unit_range"])
+    else:  # checkpoints of ssavae 0.1.0 before data_info: ask the data itself
+        info = prepare_data(cfg)[0].info
     model = get_model_class(ck["family"])(cfg.model, info)
     model.load_state_dict(ck["model"])
     return model.to(map_location).eval(), cfg
