@@ -85,7 +85,6 @@ def test_demo_runs_on_tiny_synthetic_data(tmp_path):
 
 
 def test_sweep_writes_table_and_figure_and_resumes(tmp_path, monkeypatch):
-    import ssavae.sweep as sweep
     from ssavae.engine import run as run_mod
 
     monkeypatch.setenv("SSAVAE_CACHE", str(tmp_path / "cache"))
@@ -100,21 +99,20 @@ def test_sweep_writes_table_and_figure_and_resumes(tmp_path, monkeypatch):
     assert (out / "figure9.png").exists() and "| beta |" in (out / "sweep.md").read_text()
     # a finished sweep trains nothing again
     calls = []
-    monkeypatch.setattr(sweep, "train", lambda *a, **k: calls.append(a))
+    real = run_mod.train
+    monkeypatch.setattr(run_mod, "train", lambda *a, **k: calls.append(a))
     assert cli.main(args) == 0 and calls == []
     # a lost cell is trained again, the others are not
     import shutil
 
     shutil.rmtree(out / "cells" / "beta=0.1,gamma=0.1")
-    monkeypatch.setattr(sweep, "train", run_mod.train)
     trained = []
-    real = run_mod.train
-    monkeypatch.setattr(sweep, "train", lambda cfg, d, **k: trained.append(Path(d).name) or real(cfg, d, **k))
+    monkeypatch.setattr(run_mod, "train", lambda cfg, d, **k: trained.append(Path(d).name) or real(cfg, d, **k))
     assert cli.main(args) == 0 and trained == ["beta=0.1,gamma=0.1"]
 
 
 def test_compare_trains_evaluates_and_resumes(tmp_path, monkeypatch):
-    import ssavae.compare as compare
+    from ssavae.engine import run as run_mod
 
     monkeypatch.setenv("SSAVAE_CACHE", str(tmp_path / "cache"))
     out = tmp_path / "cmp"
@@ -127,7 +125,7 @@ def test_compare_trains_evaluates_and_resumes(tmp_path, monkeypatch):
     assert "classification.accuracy" in rows[1] and "likelihood.iw_nll" in rows[0]
     assert (out / "samples.png").exists() and "<table>" in (out / "compare.html").read_text()
     calls = []
-    monkeypatch.setattr(compare, "train", lambda *a, **k: calls.append(a))
+    monkeypatch.setattr(run_mod, "train", lambda *a, **k: calls.append(a))
     assert cli.main(args) == 0 and calls == []
     assert cli.main(["compare", "--models", "vae,nope", "--out", str(out)]) == 2
     assert cli.main([*args[:3], "--budget", "weeks=2", *args[5:]]) == 2

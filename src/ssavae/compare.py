@@ -16,7 +16,7 @@ import torch
 
 from . import config as config_mod
 from .engine.metrics import read_metrics
-from .engine.run import load_model, train
+from .engine.run import load_model, train_or_resume
 from .eval.evaluate import evaluate_run, flatten
 from .fileio import atomic_path
 
@@ -58,8 +58,7 @@ def run_compare(families: list[str], raw: dict, out: str | Path, budget: str,
         model_raw = {k: v for k, v in (raw.get("model") or {}).items() if k != "name"}
         cfg = config_mod.build_run_config(config_mod.merge(
             raw, {"model": {"name": family, **model_raw}, "train": train_fields}))
-        if not (run_dir / "summary.json").exists():
-            train(cfg, run_dir, resume=(run_dir / "checkpoints" / "last.pt").exists())
+        train_or_resume(cfg, run_dir)
         metrics_path = run_dir / "eval" / "metrics.json"
         result = json.loads(metrics_path.read_text()) if metrics_path.exists() else \
             evaluate_run(run_dir, n=n_eval, iw_samples=iw_samples)

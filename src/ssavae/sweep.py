@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from . import config as config_mod
-from .engine.run import load_model, prepare_data, train
+from .engine.run import load_model, prepare_data, train_or_resume
 from .eval.evaluator import get_evaluator
 from .eval.metrics import pixel_mse, sharpness
 from .eval.summary import batches
@@ -27,14 +27,6 @@ log = logging.getLogger(__name__)
 
 N_EVAL = 2000  # test images scored per cell
 N_SHOWN = 12  # test inputs in the figure
-
-
-def _train_or_resume(cfg, run_dir: Path, **kw) -> None:
-    last = run_dir / "checkpoints" / "last.pt"
-    if (run_dir / "summary.json").exists():
-        log.info("%s: done, skipped", run_dir)
-        return
-    train(cfg, run_dir, resume=last.exists(), **kw)
 
 
 def cell_name(beta: float, gamma: float) -> str:
@@ -75,18 +67,11 @@ def run_sweep(raw: dict, out: str | Path, betas: list[float], gammas: list[float
     vec_raw = config_mod.merge(raw, {"model": {"decoder_epochs": 0}})
     vec_dir = out / "vec"
     vec_cfg = config_mod.build_run_config(vec_raw)
-    _train_or_resume(vec_cfg, vec_dir)
+    train_or_resume(vec_cfg, vec_dir)
     cells = [(b, g) for g in gammas for b in betas]
     for b, g in cells:
         cfg = config_mod.build_run_config(config_mod.merge(raw, {"model": {"beta": b, "gamma": g}}))
-        cell_dir = out / "cells" / cell_name(b, g)
-        last = cell_dir / "checkpoints" / "last.pt"
-        if (cell_dir / "summary.json").exists():
-            continue
-        if last.exists():
-            train(cfg, cell_dir, resume=True)
-        else:
-            train(cfg, cell_dir, init_from=vec_dir)
+        train_or_resume(cfg, out / "cells" / cell_name(b, g), init_from=vec_dir)
 
     _, cfg0 = load_model(vec_dir)
     ds, _ = prepare_data(cfg0)

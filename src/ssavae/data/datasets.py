@@ -6,6 +6,7 @@ Search order for a named dataset's files: ``--data-dir`` (and ``DIR/<name>``), t
 """
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,7 +55,7 @@ class Dataset:
         if top >= len(self.classes):
             raise DataError(f"{self.name}: label {top} but only {len(self.classes)} classes")
 
-    @property
+    @functools.cached_property
     def info(self) -> DataInfo:
         if self.x_train.dtype == np.uint8:
             unit = True

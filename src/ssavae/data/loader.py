@@ -44,9 +44,8 @@ class InMemoryLoader:
         return idx[self.rank::self.world_size]
 
     def __len__(self) -> int:
-        n = len(range(self.rank, len(self.x), self.world_size))
         # every rank must run the same number of steps, so count with the smallest shard
-        n = len(self.x) // self.world_size if self.world_size > 1 else n
+        n = len(self.x) // self.world_size
         batches = n // self.batch_size if self.drop_last else -(-n // self.batch_size)
         return min(batches, self.limit_batches) if self.limit_batches else batches
 

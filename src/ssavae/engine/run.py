@@ -73,6 +73,19 @@ def load_model(run_dir: str | Path, checkpoint: str = "last.pt",
     return model.to(map_location).eval(), cfg
 
 
+def train_or_resume(cfg: RunConfig, run_dir: str | Path,
+                    init_from: Optional[str | Path] = None) -> Optional[RunResult]:
+    """Idempotent training for sweeps and comparisons: a finished run (it has a summary) is left
+    alone, an interrupted one resumes, a missing one starts (from ``init_from`` if given)."""
+    run_dir = Path(run_dir)
+    if (run_dir / "summary.json").exists():
+        log.info("%s: finished earlier, skipped", run_dir)
+        return None
+    if (run_dir / "checkpoints" / "last.pt").exists():
+        return train(cfg, run_dir, resume=True)
+    return train(cfg, run_dir, init_from=init_from)
+
+
 def epoch_figures(model: GenerativeModel, ds: Dataset, figures: Path, tag: str,
                   seed: int = 0) -> None:
     """Samples from the prior and test reconstructions (inputs beside outputs)."""
