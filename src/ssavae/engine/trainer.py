@@ -146,8 +146,7 @@ class Trainer:
         ckpt_io.set_rng_state(ckpt["rng"])
 
     # ------------------------------------------------------------------ the loop
-    def fit(self, model: GenerativeModel, loader, resume_from: Optional[dict] = None,
-            fixed_batch=None) -> GenerativeModel:
+    def fit(self, model: GenerativeModel, loader, resume_from: Optional[dict] = None) -> GenerativeModel:
         """Train through every phase; ``resume_from`` a checkpoint dict continues exactly."""
         fabric, tc = self.fabric, self.train_cfg
         model.to(fabric.device)
@@ -223,7 +222,7 @@ class Trainer:
                                 bar.update(bi + 1)
                             if gs % tc.checkpoint_every == 0:
                                 self.save_checkpoint(model, optimizers)
-                            if self._stop_requested:
+                            if self._agree(self._stop_requested):
                                 self.save_checkpoint(model, optimizers)
                                 raise KeyboardInterrupt
                         if (self._out_of_steps() or self._phase_time_up()) \
@@ -268,7 +267,13 @@ class Trainer:
 
     def _phase_time_up(self) -> bool:
         """This phase's share of train.max_minutes is spent: the phase ends, the next begins."""
-        return self._deadline is not None and time.time() >= self._deadline
+        return self._deadline is not None and self._agree(time.time() >= self._deadline)
+
+    def _agree(self, flag: bool) -> bool:
+        """Rank 0's decision on every process, so all run the same steps (no collective hangs)."""
+        if self.fabric.world_size > 1:
+            return bool(self.fabric.broadcast(flag, src=0))
+        return flag
 
     def _overfit_batch(self, loader, bi):
         idx = bi % self.train_cfg.overfit_batches
