@@ -77,7 +77,11 @@ def run_compare(families: list[str], raw: dict, out: str | Path, budget: str,
 
 def _cell(row: dict, key: str) -> str:
     v = row.get(key)
-    return "n/a" if v is None else f"{v:.4f}" if isinstance(v, float) else str(v)
+    if v is None:
+        return "n/a"
+    if key == "train_seconds":
+        return f"{v:.0f}"
+    return f"{v:.4f}" if isinstance(v, float) else str(v)
 
 
 def markdown_table(rows: list[dict], budget: str) -> str:
