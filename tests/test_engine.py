@@ -32,7 +32,8 @@ def test_run_directory_layout_and_determinism(tmp_path):
     a = run(tmp_path, "a", train={"epochs": 2})
     b = run(tmp_path, "b", train={"epochs": 2})
     for f in ("config.yaml", "metrics.jsonl", "summary.json", "checkpoints/last.pt",
-              "figures/samples_final.png", "figures/reconstructions_final.png", "figures/latent_map.png"):
+              "figures/samples_final.png", "figures/reconstructions_final.png", "figures/latent_map.png",
+              "figures/interpolations.png", "figures/training_curves.png", "report.html"):
         assert (a.run_dir / f).exists(), f
     assert same(weights(a.run_dir), weights(b.run_dir))
     rows_a, rows_b = read_metrics(a.run_dir), read_metrics(b.run_dir)

@@ -113,3 +113,18 @@ def test_evaluate_run_writes_every_applicable_metric(tmp_path, monkeypatch):
             assert np.array(m["classification"]["confusion"]).sum() == 64
         assert "silhouette" in m["latent"]
         assert "frechet" in (out / "report.html").read_text()
+
+
+def test_interpolations_start_and_end_at_the_endpoints_codes():
+    from ssavae.config import build_run_config
+    from ssavae.engine.run import build_model
+    from ssavae.eval.summary import interpolations
+
+    from conftest import tiny_raw
+
+    ds = make_synthetic(16, 16)
+    model = build_model(build_run_config(tiny_raw("vae")), ds).eval()
+    x = torch.from_numpy(ds.x_test).float() / 255
+    path = interpolations(model, x[:3], x[3:6], steps=5).view(3, 5, 1, 28, 28)
+    assert torch.allclose(path[:, 0], model.reconstruct(x[:3]), atol=1e-6)
+    assert torch.allclose(path[:, -1], model.reconstruct(x[3:6]), atol=1e-6)

@@ -64,6 +64,16 @@ def latent_lattice(model, n: int = 20, span: float = 3.0) -> torch.Tensor:
 
 
 @torch.no_grad()
+def interpolations(model, x_a: torch.Tensor, x_b: torch.Tensor, steps: int = 10) -> torch.Tensor:
+    """Decode codes on the straight line between encode(x_a[i]) and encode(x_b[i]):
+    (n * steps, *shape), one row of ``steps`` images per pair."""
+    z_a, z_b = model.encode(x_a), model.encode(x_b)  # (n, latent_dim)
+    t = torch.linspace(0, 1, steps, device=z_a.device)[None, :, None]  # (1, steps, 1)
+    z = (1 - t) * z_a[:, None] + t * z_b[:, None]  # (n, steps, latent_dim)
+    return model.decode(z.flatten(0, 1))
+
+
+@torch.no_grad()
 def final_figures(model, ds: Dataset, run_dir: Path, seed: int = 0) -> list[Path]:
     """Reconstructions, samples, per-class samples, latent map (+ lattice for 2-D), curves."""
     from ..engine.metrics import read_metrics
@@ -75,6 +85,9 @@ def final_figures(model, ds: Dataset, run_dir: Path, seed: int = 0) -> list[Path
     if ds.info.is_image:
         epoch_figures(model, ds, figures, "final", seed)
         written += [figures / "samples_final.png", figures / "reconstructions_final.png"]
+        x = torch.from_numpy(ds.x_test[:16]).float().div(255.0).to(model.device)
+        written.append(fig.save_grid(figures / "interpolations.png",
+                                     interpolations(model, x[:8], x[8:16]), nrow=10))
         if getattr(model, "conditional", False):
             k = min(ds.info.num_classes, 20)
             y = torch.arange(k).repeat_interleave(10).to(model.device)
