@@ -93,6 +93,7 @@ def main():
         c = build_run_config({**raw, "train": {**raw["train"], "max_steps": steps}})
         engine_loop(c, fresh(), loader(), steps)
 
+    engine(short)  # warm-up of the engine's one-off imports (Fabric, rich, the figure code)
     ratios, fixed = [], []
     n = args.steps * args.batch_size
     for rep in range(args.reps):
