@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from .config import build_run_config
-from .data import Dataset
+from .data import Dataset, to_float
 from .data.readers import as_images_or_vectors
 
 
@@ -63,8 +63,7 @@ class Estimator:
     def _x(self, X) -> torch.Tensor:
         self._check_fitted()
         x = as_images_or_vectors(np.asarray(X), "X")
-        t = torch.from_numpy(x)
-        return t.float().div(255.0) if t.dtype == torch.uint8 else t.float()
+        return to_float(x)
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "model_"):

@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 from . import config as config_mod
+from .data import to_float
 from .engine.run import load_model, prepare_data, train_or_resume
 from .eval.evaluator import get_evaluator
 from .eval.metrics import pixel_mse, sharpness
@@ -77,7 +78,7 @@ def run_sweep(raw: dict, out: str | Path, betas: list[float], gammas: list[float
     ds, _ = prepare_data(cfg0)
     evaluator = get_evaluator(ds)
     rows = []
-    shown = torch.from_numpy(ds.x_test[:N_SHOWN]).float() / 255
+    shown = to_float(ds.x_test[:N_SHOWN])
     recon_rows, kept_rows = [], []
     for b, g in cells:
         model, _ = load_model(out / "cells" / cell_name(b, g))

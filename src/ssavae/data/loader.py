@@ -11,6 +11,12 @@ import numpy as np
 import torch
 
 
+def to_float(x) -> torch.Tensor:
+    """uint8 images (numpy or torch) -> float32 in [0, 1]; other numbers -> float32 as they are."""
+    t = x if isinstance(x, torch.Tensor) else torch.from_numpy(np.asarray(x))
+    return t.float().div_(255.0) if t.dtype == torch.uint8 else t.float()
+
+
 class InMemoryLoader:
     """Yields ``(x, y)``: x float32 (B, *shape) in [0, 1] for images, y int64 with -1 unlabeled.
 
@@ -49,15 +55,12 @@ class InMemoryLoader:
         batches = n // self.batch_size if self.drop_last else -(-n // self.batch_size)
         return min(batches, self.limit_batches) if self.limit_batches else batches
 
-    def to_float(self, x: torch.Tensor) -> torch.Tensor:
-        return x.float().div_(255.0) if x.dtype == torch.uint8 else x.float()
-
     def iterate(self, start: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """Batches of the current epoch, starting at batch ``start`` (for exact resume)."""
         idx = self._indices()
         for b in range(start, len(self)):
             sel = idx[b * self.batch_size:(b + 1) * self.batch_size]
-            x = self.to_float(self.x[sel]).to(self.device, non_blocking=True)
+            x = to_float(self.x[sel]).to(self.device, non_blocking=True)
             yield x, self.y[sel].to(self.device, non_blocking=True)
 
     def __iter__(self):

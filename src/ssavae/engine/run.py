@@ -22,7 +22,7 @@ import torch
 
 from .. import config as config_mod
 from ..config import ConfigError, RunConfig
-from ..data import DataInfo, Dataset, InMemoryLoader, apply_split, labeled_mask, load_dataset
+from ..data import DataInfo, Dataset, InMemoryLoader, apply_split, labeled_mask, load_dataset, to_float
 from ..models.base import GenerativeModel
 from ..registry import get_model_class, model_name_of_config
 from . import checkpoint as ckpt_io
@@ -94,7 +94,7 @@ def epoch_figures(model: GenerativeModel, ds: Dataset, figures: Path, tag: str,
     if not ds.info.is_image:
         return
     model.eval()
-    x = torch.from_numpy(ds.x_test[:32]).float().div(255.0).to(model.device)
+    x = to_float(ds.x_test[:32]).to(model.device)
     g = torch.Generator().manual_seed(seed)
     save_grid(figures / f"samples_{tag}.png", model.sample(64, generator=g), nrow=8)
     save_grid(figures / f"reconstructions_{tag}.png", interleave(x, model.reconstruct(x)), nrow=8)

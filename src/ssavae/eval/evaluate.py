@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from ..data import Dataset
 from ..fileio import atomic_path
 from .evaluator import Evaluator, get_evaluator
-from .metrics import frechet_distance, knn_accuracy, precision_recall, sharpness, silhouette
+from .metrics import accuracy, frechet_distance, knn_accuracy, precision_recall, sharpness, silhouette
 from .summary import batches, encode_all
 
 log = logging.getLogger(__name__)
@@ -45,7 +45,7 @@ def evaluate_model(model, ds: Dataset, evaluator: Evaluator, n: int = 5000, iw_s
         k = ds.info.num_classes
         known = y >= 0
         conf = torch.bincount(y[known] * k + pred[known], minlength=k * k).reshape(k, k)
-        acc = float((pred[known] == y[known]).float().mean())
+        acc = accuracy(pred, y)
         out["classification"] = {"accuracy": acc, "error": 1 - acc, "confusion": conf.tolist()}
 
     mse, bce, feat, kept, sharp_r, sharp_x, f_real = [], [], [], [], [], [], []

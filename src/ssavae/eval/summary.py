@@ -7,14 +7,14 @@ from typing import Iterator
 import numpy as np
 import torch
 
-from ..data import Dataset
+from ..data import Dataset, to_float
 from . import figures as fig
+from .metrics import accuracy
 
 
 def batches(x: np.ndarray, device, batch_size: int = 500) -> Iterator[torch.Tensor]:
     for i in range(0, len(x), batch_size):
-        xb = torch.from_numpy(x[i:i + batch_size])
-        yield (xb.float().div(255.0) if xb.dtype == torch.uint8 else xb.float()).to(device)
+        yield to_float(x[i:i + batch_size]).to(device)
 
 
 @torch.no_grad()
@@ -37,9 +37,8 @@ def summarize(model, ds: Dataset, progress: dict) -> dict:
         vals = torch.cat([model.negative_elbo(xb).cpu() for xb in batches(ds.x_test, model.device)])
         out["test_neg_elbo"] = float(vals.mean())
     if hasattr(model, "predict_proba"):
-        pred = predict_all(model, ds.x_test).argmax(1)
-        known = ds.y_test >= 0
-        out["test_accuracy"] = float((pred[known] == ds.y_test[known]).mean())
+        pred = torch.from_numpy(predict_all(model, ds.x_test).argmax(1))
+        out["test_accuracy"] = accuracy(pred, torch.from_numpy(ds.y_test))
     se = [((model.reconstruct(xb) - xb) ** 2).flatten(1).mean(1).cpu()
           for xb in batches(ds.x_test, model.device)]
     out["test_recon_mse"] = float(torch.cat(se).mean())
@@ -85,7 +84,7 @@ def final_figures(model, ds: Dataset, run_dir: Path, seed: int = 0) -> list[Path
     if ds.info.is_image:
         epoch_figures(model, ds, figures, "final", seed)
         written += [figures / "samples_final.png", figures / "reconstructions_final.png"]
-        x = torch.from_numpy(ds.x_test[:16]).float().div(255.0).to(model.device)
+        x = to_float(ds.x_test[:16]).to(model.device)
         written.append(fig.save_grid(figures / "interpolations.png",
                                      interpolations(model, x[:8], x[8:16]), nrow=10))
         if getattr(model, "conditional", False):
