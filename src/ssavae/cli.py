@@ -156,6 +156,7 @@ def _print_result(result) -> None:
     console = Console()
     console.print(table)
     console.print(f"run directory: [bold]{result.run_dir}[/bold]")
+    console.print(f"  report: {result.run_dir / 'report.html'}")
     figs = sorted((result.run_dir / "figures").glob("*final*.png")) + \
         sorted(p for p in (result.run_dir / "figures").glob("*.png") if "epoch" not in p.name
                and "final" not in p.name)
