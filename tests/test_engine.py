@@ -199,3 +199,12 @@ def test_cosine_schedule_decays_within_each_phase_and_resumes_exactly(tmp_path):
     assert same(weights(full.run_dir), weights(resumed.run_dir))
     constant = run(tmp_path, "const", train={"epochs": 2})
     assert not same(weights(full.run_dir), weights(constant.run_dir))
+
+
+def test_bf16_mixed_precision_trains_on_cpu(tmp_path):
+    r = run(tmp_path, "bf16", "ssavae", train={"precision": "bf16-mixed"})
+    rows = read_metrics(r.run_dir)
+    assert rows and all(torch.isfinite(torch.tensor(v)) for row in rows for k, v in row.items()
+                        if "/" in k)
+    assert {row["phase"] for row in rows} == {"vec", "decoder"}
+    assert weights(r.run_dir)["dec.fc.0.weight"].dtype == torch.float32  # master weights stay fp32
