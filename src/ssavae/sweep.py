@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 from . import config as config_mod
+from . import losses
 from .data import to_float
 from .engine.run import load_model, prepare_data, train_or_resume
 from .eval.evaluator import get_evaluator
@@ -40,8 +41,6 @@ def score_cell(model, ds, evaluator, n: int = N_EVAL) -> dict:
     x_all = ds.x_test[:n]
     y_all = torch.from_numpy(ds.y_test[:n])
     mse, feat, kept, sharp, sharp_real = [], [], [], [], []
-    from . import losses
-
     for i, xb in enumerate(batches(x_all, model.device)):
         rb = model.reconstruct(xb)
         mse.append(pixel_mse(rb, xb).cpu())

@@ -16,7 +16,6 @@ from typing import Literal, Optional
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from .. import losses
 from ..data import DataInfo
@@ -122,10 +121,6 @@ class GenerativeModel(nn.Module):
     def to_data_range(self, x_logits: torch.Tensor) -> torch.Tensor:
         """Decoder output -> the mean image/vector in the data's range."""
         return torch.sigmoid(x_logits) if self.likelihood == "bernoulli" else x_logits
-
-    def one_hot(self, y: torch.Tensor) -> torch.Tensor:
-        """(B,) labels in 0..K-1 -> (B, K) float one-hots (callers handle y = -1 themselves)."""
-        return F.one_hot(y.clamp(min=0), self.num_classes).float()
 
     def check_batch(self, batch) -> None:
         """Sanity check of the first batch: explains shape, range and label errors."""

@@ -141,8 +141,9 @@ class SSAVAE(GenerativeModel):
         ce = losses.masked_cross_entropy(logits, y)  # (B,), 0 where unlabeled
         # KL is averaged over all examples, CE over the labeled ones only, so a batch with few
         # labels still gives the classifier a full-strength signal (and one with none, zero).
-        loss = self.kl_weight_now() * kl.mean() + c.lambda_cls * losses.labeled_mean(ce, y)
-        logs = {"kl": kl.mean().detach(), "cls_ce": losses.labeled_mean(ce, y).detach()}
+        cls_ce = losses.labeled_mean(ce, y)
+        loss = self.kl_weight_now() * kl.mean() + c.lambda_cls * cls_ce
+        logs = {"kl": kl.mean().detach(), "cls_ce": cls_ce.detach()}
         if self.aux is not None:
             recon = self.nll(self.aux(z), x)
             loss = loss + c.vec_recon_weight * recon.mean()
