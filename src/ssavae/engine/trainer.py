@@ -161,6 +161,7 @@ class Trainer:
         metrics = MetricsWriter(self.run_dir, self.progress["global_step"] if resume_from else None,
                                 tc.tensorboard) if fabric.global_rank == 0 else None
         model.check_batch(next(loader.iterate(0)))
+        fixed = self._fixed_batches(loader, tc.overfit_batches) if tc.overfit_batches else None
         start = time.time()
         bar = _Progress(enabled=tc.progress and fabric.global_rank == 0)
         try:
@@ -190,17 +191,16 @@ class Trainer:
                         n_batches = len(loader)
                         if tc.fast_dev_run:
                             n_batches = min(n_batches, 2)
-                        if tc.overfit_batches:
-                            n_batches = tc.overfit_batches
+                        if fixed is not None:
+                            n_batches = len(fixed)
                         bar.start_epoch(f"{phase.name} {epoch + 1}/{epochs}", n_batches,
                                         self.progress["batch"])
                         running: dict[str, list[torch.Tensor]] = {}
-                        for bi, batch in enumerate(loader.iterate(self.progress["batch"]),
-                                                   start=self.progress["batch"]):
+                        source = fixed[self.progress["batch"]:] if fixed is not None \
+                            else loader.iterate(self.progress["batch"])
+                        for bi, batch in enumerate(source, start=self.progress["batch"]):
                             if bi >= n_batches or self._out_of_steps() or self._phase_time_up():
                                 break
-                            if tc.overfit_batches:
-                                batch = self._overfit_batch(loader, bi)
                             if tc.lr_schedule == "cosine":
                                 t = (epoch * n_batches + bi) / max(1, epochs * n_batches)
                                 self._scale_lr(phase, fab_opts, 0.5 * (1 + math.cos(math.pi * t)))
@@ -275,13 +275,13 @@ class Trainer:
             return bool(self.fabric.broadcast(flag, src=0))
         return flag
 
-    def _overfit_batch(self, loader, bi):
-        idx = bi % self.train_cfg.overfit_batches
-        key = loader.epoch_key
-        loader.epoch_key = 0
-        batch = next(loader.iterate(idx))
+    @staticmethod
+    def _fixed_batches(loader, n: int) -> list:
+        """The first n batches of epoch 0's order, fetched once (train.overfit_batches)."""
+        key, loader.epoch_key = loader.epoch_key, 0
+        batches = [b for _, b in zip(range(n), loader.iterate(0))]
         loader.epoch_key = key
-        return batch
+        return batches
 
     @staticmethod
     def _set_modes(model: GenerativeModel, phase: Phase) -> None:
