@@ -21,8 +21,9 @@ import torch
 from ssavae.config import build_run_config
 from ssavae.data import InMemoryLoader, load_dataset
 from ssavae.data.readers import DataError
-from ssavae.engine.run import build_model
-from ssavae.engine.trainer import Trainer
+from ssavae.runs import build_model
+from ssavae.engine import Trainer
+from ssavae.models import Batch
 
 
 def bare_loop(model, loader, steps, clip):
@@ -35,7 +36,7 @@ def bare_loop(model, loader, steps, clip):
             it = loader.iterate(0)
             batch = next(it)
         opt.zero_grad(set_to_none=True)
-        loss = model.step_loss("vae", batch).loss
+        loss = model.vae_loss(Batch(*batch)).loss
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
         opt.step()

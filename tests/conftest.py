@@ -15,6 +15,25 @@ TINY = {
 }
 
 
+# Per-family tiny settings, on top of TINY. Every registered family must appear here: tests that
+# run "every family" read this table, and test_models.py fails when a family is missing from it.
+FAMILIES = {
+    "vae": {},
+    "ssavae": {"data": {"labels_per_class": 8}},
+}
+
+
+def family_raw(family: str, **sections) -> dict:
+    """TINY plus the family's own tiny settings plus ``sections``."""
+    merged = {k: dict(v) for k, v in FAMILIES[family].items()}
+    for section, values in sections.items():
+        if isinstance(values, dict):
+            merged.setdefault(section, {}).update(values)
+        else:
+            merged[section] = values
+    return tiny_raw(family, **merged)
+
+
 def tiny_raw(family: str, **sections) -> dict:
     raw = {k: dict(v) for k, v in TINY.items()}
     raw["model"]["name"] = family

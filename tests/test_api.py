@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from ssavae.api import Estimator
+from ssavae.errors import CapabilityError
 from ssavae.data.synthetic import make_synthetic
 
 
@@ -32,5 +33,5 @@ def test_estimator_vae_has_no_classifier():
     est = Estimator("vae", model={"latent_dim": 2, "mlp_hidden": [16], "hidden": 8},
                     train={"epochs": 1, "batch_size": 32, "sample_every": 0}).fit(x)
     assert est.transform(x).shape == (64, 2)
-    with pytest.raises(AttributeError, match="no classifier"):
+    with pytest.raises(CapabilityError, match="no classifier"):
         est.predict(x)

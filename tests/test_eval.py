@@ -51,13 +51,13 @@ def test_grid_layout_and_projection():
 
 def test_report_is_self_contained(tmp_path):
     from ssavae.config import build_run_config
-    from ssavae.engine.run import train
+    from ssavae.runs import train
 
     from conftest import tiny_raw
 
     r = train(build_run_config(tiny_raw("vae")), tmp_path / "r")
     html = (r.run_dir / "report.html").read_text()
-    assert "test_neg_elbo" in html and "http://" not in html and "https://" not in html
+    assert "likelihood.neg_elbo" in html and "http://" not in html and "https://" not in html
     images = re.findall(r'src="data:image/png;base64,([^"]+)"', html)
     assert len(images) >= 3
     assert all(base64.b64decode(i)[:8] == b"\x89PNG\r\n\x1a\n" for i in images)
@@ -106,7 +106,7 @@ def test_evaluate_run_writes_every_applicable_metric(tmp_path, monkeypatch):
         assert ("classification" in m) == (family == "ssavae")
         if family == "vae":
             # the IWAE bound is at least the ELBO on average: NLL_iw <= -ELBO
-            elbo = __import__("json").loads((out / "summary.json").read_text())["test_neg_elbo"]
+            elbo = __import__("json").loads((out / "summary.json").read_text())["likelihood.neg_elbo"]
             assert m["likelihood"]["iw_nll"] <= elbo + 1.0
         else:
             assert "conditional_accuracy" in m["generation"]
@@ -117,7 +117,7 @@ def test_evaluate_run_writes_every_applicable_metric(tmp_path, monkeypatch):
 
 def test_interpolations_start_and_end_at_the_endpoints_codes():
     from ssavae.config import build_run_config
-    from ssavae.engine.run import build_model
+    from ssavae.runs import build_model
     from ssavae.eval.summary import interpolations
 
     from conftest import tiny_raw

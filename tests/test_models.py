@@ -1,4 +1,10 @@
-"""The model contract, run over every registered family, plus family-specific checks."""
+"""The model contract, run over every registered family, plus family-specific checks.
+
+Each contract test names the bug it catches: a group no step trains (e.g. "cls" dropped from
+SSAVAE's VEC step), a loss that leaks gradient into a group it neither trains nor declares
+(fakes not detached for a discriminator, a frozen encoder used with a live graph), an engine
+update that moves another step's parameters or optimizer state.
+"""
 import math
 
 import pytest
@@ -7,77 +13,197 @@ import torch
 from ssavae.config import build_run_config
 from ssavae.data import DataInfo
 from ssavae.data.synthetic import make_synthetic
-from ssavae.engine.run import build_model
-from ssavae.registry import list_models
+from ssavae.engine import Trainer, TrainingError, check_contract
+from ssavae.errors import CapabilityError
+from ssavae.models import Batch, GenerativeModel, list_models
+from ssavae.runs import build_model
 
-from conftest import tiny_raw
+from conftest import FAMILIES, family_raw, tiny_raw
 
 INFO = DataInfo((1, 28, 28), 4, True)
 
 
 def tiny_model(name, **model):
-    raw = tiny_raw(name)
-    raw["model"].update(model)
     torch.manual_seed(0)
-    return build_model(build_run_config(raw), make_synthetic(64, 16))
+    return build_model(build_run_config(family_raw(name, model=model)), make_synthetic(64, 16))
 
 
-def batch(n=16, labeled=True):
-    ds = make_synthetic(n, 4)
+def data(n=16, labeled=True, seed=0):
+    ds = make_synthetic(n, 4, seed=seed)
     x = torch.from_numpy(ds.x_train).float() / 255
     y = torch.from_numpy(ds.y_train) if labeled else torch.full((n,), -1)
     return x, y
 
 
+def batch_for(step, n=16, labeled=True) -> Batch:
+    """A Batch as the engine builds it for ``step``: the mixed batch, plus the labeled stream."""
+    x, y = data(n, labeled)
+    if step.data == "labeled":
+        x_lab, y_lab = data(8, seed=1)
+        return Batch(x, y, x_lab, y_lab)
+    return Batch(x, y)
+
+
+def all_steps(model):
+    return [(phase, step) for phase in model.phases() for step in phase.steps]
+
+
+def grads_by_group(model) -> set:
+    groups = {id(p): g for g, ps in model.param_groups().items() for p in ps}
+    return {groups[id(p)] for p in model.parameters() if p.grad is not None and p.grad.abs().sum() > 0}
+
+
+def test_every_family_has_tiny_settings():
+    assert set(FAMILIES) == set(list_models())
+
+
 @pytest.mark.parametrize("name", list_models())
 def test_contract(name):
     model = tiny_model(name)
-    groups = model.param_groups()
-    ids = [id(p) for ps in groups.values() for p in ps]
-    assert len(ids) == len(set(ids)), "groups overlap"
-    assert set(ids) == {id(p) for p in model.parameters()}, "groups miss parameters"
-    got_grad = set()
-    for phase in model.phases():
-        for step in phase.steps:
-            for y_labeled in (True, False):
-                model.zero_grad(set_to_none=True)
-                out = model.step_loss(step.name, batch(labeled=y_labeled))
-                assert out.loss.dim() == 0 and torch.isfinite(out.loss), (step.name, y_labeled)
-                assert all(not v.requires_grad for v in out.logs.values())
-                out.loss.backward()
-                got_grad |= {id(p) for p in model.parameters() if p.grad is not None and p.grad.abs().sum() > 0}
-    assert got_grad == {id(p) for p in model.parameters()}, "some parameter never gets a gradient"
+    check_contract(model, model.param_groups())  # disjoint, covering, every group trained
+    for _, step in all_steps(model):
+        for labeled in (True, False):  # a mixed batch without any label stays finite
+            out = step.loss(batch_for(step, labeled=labeled))
+            assert out.loss.dim() == 0 and torch.isfinite(out.loss), (step.name, labeled)
+            assert all(not v.requires_grad for v in out.logs.values())
     model.eval()
-    x, _ = batch(8)
-    z = model.encode(x)
+    x, y = data(8)
+    y_arg = y if model.conditional else None
+    z = model.encode(x, y_arg)
     assert z.shape == (8, model.cfg.latent_dim)
-    for out in (model.decode(z), model.reconstruct(x), model.sample(5)):
+    for out in (model.decode(z, y_arg), model.reconstruct(x, y_arg), model.sample(5, y_arg[:5] if model.conditional else None)):
         assert out.shape[1:] == (1, 28, 28) and out.min() >= 0 and out.max() <= 1
-    if hasattr(model, "predict_proba"):
+    if model.has_classifier:
         p = model.predict_proba(x)
         assert p.shape == (8, 4) and torch.allclose(p.sum(1), torch.ones(8))
+    else:
+        with pytest.raises(CapabilityError, match="no classifier"):
+            model.predict_proba(x)
+    if model.conditional:
+        with pytest.raises(CapabilityError, match="needs y"):
+            model.decode(z)
+    else:
+        with pytest.raises(CapabilityError, match="not conditional"):
+            model.decode(z, y)
+    if not (model.conditional or model.class_sampling):
+        with pytest.raises(CapabilityError):
+            model.sample(4, y[:4])
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_every_parameter_gets_a_gradient_in_a_step_that_owns_it(name):
+    """Catches a group missing from its step (e.g. "cls" dropped from SSAVAE's VEC step)."""
+    model = tiny_model(name)
+    trained = set()
+    for _, step in all_steps(model):
+        owned = {id(p) for g in step.groups for p in model.param_groups()[g]}
+        for p in model.parameters():  # as the engine does: only the step's groups trainable
+            p.requires_grad_(id(p) in owned)
+        model.zero_grad(set_to_none=True)
+        step.loss(batch_for(step)).loss.backward()
+        trained |= {id(p) for p in model.parameters()
+                    if id(p) in owned and p.grad is not None and p.grad.abs().sum() > 0}
+    missing = [n for n, p in model.named_parameters() if id(p) not in trained]
+    assert not missing, f"never trained by a step that owns them: {missing[:4]}"
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_a_step_sends_gradient_only_to_its_groups_and_those_it_declares_through(name):
+    """With every parameter trainable, a step's loss reaches only its own groups and the ones
+    it declares ``through``, never a group its phase freezes. Catches fakes shown to a
+    discriminator without detaching them, and a frozen network used with a live graph."""
+    model = tiny_model(name)
+    for phase, step in all_steps(model):
+        model.train()
+        for p in model.parameters():
+            p.requires_grad_(True)
+        model.zero_grad(set_to_none=True)
+        step.loss(batch_for(step)).loss.backward()
+        reached = grads_by_group(model)
+        assert reached >= set(step.groups), (step.name, reached)
+        assert reached <= set(step.groups) | set(step.through), (step.name, reached)
+        assert not reached & set(phase.frozen), (step.name, reached)
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_engine_update_changes_only_the_owner_and_its_optimizer(tmp_path, name):
+    """Through the engine's own update on a fully trainable model: every parameter and every
+    optimizer state before and after one update of each step."""
+    raw = family_raw(name)
+    cfg = build_run_config(raw)
+    model = tiny_model(name)
+    trainer = Trainer(cfg, tmp_path)
+    trainer.setup(model)
+    for _, step in all_steps(model):
+        for p in model.parameters():
+            p.requires_grad_(True)
+        before = {n: p.detach().clone() for n, p in model.named_parameters()}
+        opt_before = {k: repr(o.state_dict()["state"]) for k, o in trainer.optimizers.items()}
+        trainer.update(step, batch_for(step))
+        owned = {n for g in step.groups for n, _ in model.groups()[g].named_parameters(prefix=g)}
+        changed = {n for n, p in model.named_parameters() if not torch.equal(p, before[n])}
+        assert changed and changed <= owned, (step.name, sorted(changed - owned)[:3])
+        opt_changed = {k for k, o in trainer.optimizers.items() if repr(o.state_dict()["state"]) != opt_before[k]}
+        assert opt_changed == {step.name}
+
+
+def test_engine_refuses_a_group_no_step_trains():
+    model = tiny_model("ssavae")
+    original = model.phases
+
+    def without_cls():
+        phases = original()
+        vec = phases[0].steps[0]
+        fake = type(vec)(vec.name, ("enc",), vec.loss, vec.data)
+        return [type(phases[0])("vec", (fake,))] + phases[1:]
+
+    model.phases = without_cls
+    with pytest.raises(TrainingError, match="cls"):
+        check_contract(model, model.param_groups())
+
+
+def test_a_declared_capability_must_be_implemented():
+    with pytest.raises(TypeError, match="_predict_proba"):
+        class Broken(GenerativeModel):  # noqa: F841
+            has_classifier = True
 
 
 def test_vae_loss_at_init_is_about_784_ln2():
     model = tiny_model("vae")
-    out = model.step_loss("vae", batch(64))
+    out = model.vae_loss(Batch(*data(64)))
     assert abs(out.logs["recon"].item() - 784 * math.log(2)) < 60
     assert out.logs["kl"].item() < 5
 
 
 def test_ssavae_ce_at_init_is_about_ln_k():
     model = tiny_model("ssavae")
-    out = model.step_loss("vec", batch(64))
+    x, y = data(64)
+    out = model.vec_loss(Batch(x, y, x[:8], y[:8]))
     assert abs(out.logs["cls_ce"].item() - math.log(4)) < 0.3
 
 
-def _overfit(model, step, steps=200, lr=2e-3):
+def test_ssavae_vec_learns_from_the_labeled_stream_when_the_mixed_batch_has_no_label():
+    """The VEC's CE comes from the labeled stream: with an all-unlabeled mixed batch it is still
+    positive, and it falls when the classifier learns the stream's labels."""
+    model = tiny_model("ssavae")
+    x, _ = data(16, labeled=False)
+    x_lab, y_lab = data(16, seed=1)
+    b = Batch(x, torch.full((16,), -1), x_lab, y_lab)
+    opt = torch.optim.Adam(model.parameters(), lr=2e-3)
+    first = model.vec_loss(b).logs["cls_ce"].item()
+    for _ in range(100):
+        opt.zero_grad()
+        model.vec_loss(b).loss.backward()
+        opt.step()
+    assert first > 1.0 and model.vec_loss(b).logs["cls_ce"].item() < 0.1
+
+
+def _overfit(model, loss, b, steps=200, lr=2e-3):
     opt = torch.optim.Adam(model.parameters(), lr=lr)
-    b = batch(16)
     first = None
     for _ in range(steps):
         opt.zero_grad()
-        out = model.step_loss(step, b)
+        out = loss(b)
         out.loss.backward()
         opt.step()
         first = first if first is not None else out.loss.item()
@@ -85,56 +211,16 @@ def _overfit(model, step, steps=200, lr=2e-3):
 
 
 def test_vae_overfits_one_batch():
-    first, out = _overfit(tiny_model("vae"), "vae")
+    model = tiny_model("vae")
+    first, out = _overfit(model, model.vae_loss, Batch(*data(16)))
     assert out.loss.item() < first / 3
 
 
 def test_ssavae_vec_overfits_one_batch_to_full_accuracy():
     model = tiny_model("ssavae")
-    _overfit(model, "vec", steps=150)
-    x, y = batch(16)
+    x, y = data(16)
+    _overfit(model, model.vec_loss, Batch(x, y, x, y), steps=150)
     assert (model.predict_proba(x).argmax(1) == y).all()
-
-
-def _changed(model, before):
-    return {n for n, p in model.named_parameters() if not torch.equal(p, before[n])}
-
-
-@pytest.mark.parametrize("step,owner", [("disc", "disc."), ("dec", "dec.")])
-def test_ssavae_step2_updates_only_its_own_group(step, owner):
-    """The disc step changes only Dis; the decoder step changes only Dec (Enc, Cls frozen)."""
-    from ssavae.engine.trainer import Trainer
-
-    model = tiny_model("ssavae")
-    phase = model.phases()[1]
-    the_step = next(s for s in phase.steps if s.name == step)
-    params = [p for g in the_step.groups for p in model.param_groups()[g]]
-    opt = torch.optim.SGD(params, lr=0.1)
-    before = {n: p.detach().clone() for n, p in model.named_parameters()}
-    Trainer._set_modes(model, phase)
-    for p in model.parameters():
-        p.requires_grad_(any(p is q for q in params))
-    out = model.step_loss(step, batch())
-    out.loss.backward()
-    assert all(p.grad is None for n, p in model.named_parameters() if n.startswith(("enc.", "cls.")))
-    opt.step()
-    changed = _changed(model, before)
-    assert changed and all(n.startswith(owner) for n in changed)
-
-
-def test_ssavae_encoder_gets_no_gradient_in_step2_even_if_trainable():
-    """Step 2's decoder loss flows *through* the frozen encoder to the decoder only: codes and the
-    input's features are computed without a graph, so even a trainable encoder would move only
-    by the x_hat path, which the engine blocks by freezing."""
-    model = tiny_model("ssavae")
-    out = model.step_loss("dec", batch())
-    out.loss.backward()
-    assert all(p.grad is not None for p in model.dec.parameters())
-    model.zero_grad(set_to_none=True)
-    for p in model.enc.parameters():
-        p.requires_grad_(False)
-    model.step_loss("dec", batch()).loss.backward()
-    assert all(p.grad is None for p in model.enc.parameters())
 
 
 def test_ssavae_decoder_init_from_aux_and_config_checks():
@@ -149,41 +235,77 @@ def test_ssavae_decoder_init_from_aux_and_config_checks():
         tiny_model("ssavae", feature_layers=[7])
 
 
-def test_ssavae_beta_zero_has_no_discriminator_step_and_per_class_sampling():
+def test_ssavae_beta_zero_has_no_discriminator_and_samples_per_class():
     model = tiny_model("ssavae", beta=0.0)
-    assert [s.name for s in model.phases()[1].steps] == ["dec"]
+    assert [s.name for s in model.phases()[1].steps] == ["dec"] and "disc" not in model.groups()
     y = torch.tensor([0, 1, 2, 3, 3])
     x = model.sample(5, y=y, generator=torch.Generator().manual_seed(0))
     assert x.shape == (5, 1, 28, 28)
 
 
-@pytest.mark.parametrize("shape", [(1, 28, 28), (3, 32, 32), (12,)])
-def test_networks_fit_every_data_shape(shape):
-    from ssavae.models.ssavae import SSAVAE, SSAVAEConfig
+def test_schedules_ramp_a_loss_weight_and_bad_ones_are_refused():
+    from ssavae.config import ConfigError
 
-    info = DataInfo(shape, 10, True)
-    model = SSAVAE(SSAVAEConfig(latent_dim=2), info)
-    x = torch.rand(2, *shape)
-    y = torch.tensor([1, -1])
-    for step in ("vec", "disc", "dec"):
-        out = model.step_loss(step, (x, y))
+    model = tiny_model("ssavae", schedules={"kl_weight": {"kind": "linear", "steps": 100}})
+    x, y = data(4)
+    at = [model.weight("kl_weight", Batch(x, y, phase_step=t)) for t in (0, 50, 100, 1000)]
+    assert at == pytest.approx([0.0, 0.005, 0.01, 0.01])
+    cos = tiny_model("vae", schedules={"kl_weight": {"kind": "cosine", "steps": 10, "initial": 0.5}})
+    assert cos.weight("kl_weight", Batch(x, y, phase_step=5)) == pytest.approx(0.75)
+    for bad in ({"latent_dim": {"kind": "linear", "steps": 5}}, {"kl_weight": {"kind": "step", "steps": 5}},
+                {"kl_weight": {"kind": "linear", "steps": 0}}):
+        with pytest.raises(ConfigError, match="model.schedules"):
+            tiny_model("vae", schedules=bad)
+
+
+def test_own_parts_replace_default_networks():
+    import torch.nn as nn
+
+    class MyEncoder(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.net = nn.Sequential(nn.Flatten(), nn.Linear(784, 6))
+
+        def forward(self, x, cond=None):
+            h = self.net(x)
+            return h[:, :3], h[:, 3:]
+
+    cfg = build_run_config(tiny_raw("vae", model={"latent_dim": 3}))
+    enc = MyEncoder()
+    model = build_model(cfg, make_synthetic(16, 4), parts={"enc": enc})
+    assert model.enc is enc and model.encode(data(2)[0]).shape == (2, 3)
+    with pytest.raises(Exception, match="no part"):
+        build_model(cfg, make_synthetic(16, 4), parts={"encoder": enc})
+
+
+@pytest.mark.parametrize("shape", [(1, 28, 28), (3, 32, 32), (12,)])
+@pytest.mark.parametrize("name", list_models())
+def test_networks_fit_every_data_shape(shape, name):
+    raw = family_raw(name, model={"latent_dim": 2})
+    for k in ("arch", "hidden", "mlp_hidden"):
+        raw["model"].pop(k)
+    cfg = build_run_config(raw)
+    model = build_model(cfg, DataInfo(shape, 10, True))
+    x, y = torch.rand(2, *shape), torch.tensor([1, 3])
+    for _, step in all_steps(model):
+        b = Batch(x, torch.tensor([1, -1]), x, y) if step.data == "labeled" else Batch(x, y)
+        out = step.loss(b)
         assert torch.isfinite(out.loss)
         out.loss.backward()
-    assert model.reconstruct(x).shape == x.shape
-    expected_arch = "conv" if len(shape) == 3 else "mlp"
-    assert any(isinstance(m, torch.nn.Conv2d) for m in model.modules()) == (expected_arch == "conv")
+    assert model.reconstruct(x, y if model.conditional else None).shape == x.shape
+    assert any(isinstance(m, torch.nn.Conv2d) for m in model.modules()) == (len(shape) == 3)
 
 
 def test_first_batch_sanity_check_explains_problems():
     model = tiny_model("vae")
-    x, y = batch(4)
+    x, y = data(4)
     with pytest.raises(ValueError, match="does not fit the model"):
-        model.check_batch((x[:, :, :14], y))
+        model.check_batch(x[:, :, :14], y)
     with pytest.raises(ValueError, match=r"needs \[0, 1\]"):
-        model.check_batch((x * 255, y))
+        model.check_batch(x * 255, y)
     with pytest.raises(ValueError, match="labels range"):
-        model.check_batch((x, y + 10))
-    model.check_batch((x, y))  # a good batch passes
+        model.check_batch(x, y + 10)
+    model.check_batch(x, y)  # a good batch passes
 
 
 def test_vae_on_real_valued_vectors_uses_gaussian_likelihood():
@@ -196,8 +318,7 @@ def test_vae_on_real_valued_vectors_uses_gaussian_likelihood():
                  torch.zeros(8, dtype=torch.long).numpy(), ["a"])
     model = VAE(VAEConfig(latent_dim=2, mlp_hidden=(32,), hidden=16), ds.info)
     assert model.likelihood == "gaussian"
-    out = model.step_loss("vae", (x, torch.zeros(64, dtype=torch.long)))
-    assert torch.isfinite(out.loss)
+    assert torch.isfinite(model.vae_loss(Batch(x, torch.zeros(64, dtype=torch.long))).loss)
     assert model.sample(3).shape == (3, 6)
     with pytest.raises(ValueError, match="needs data in"):
         VAE(VAEConfig(likelihood="bernoulli"), ds.info)

@@ -4,7 +4,7 @@ import pytest
 
 from ssavae.config import build_run_config
 from ssavae.data import DataError, load_dataset
-from ssavae.engine.run import train
+from ssavae.runs import train
 
 pytestmark = pytest.mark.slow
 
@@ -25,10 +25,10 @@ def _run(tmp_path, model, **train_fields):
 
 def test_vae_learns_fashion_mnist(tmp_path, fashion):
     s = _run(tmp_path, {"name": "vae", "latent_dim": 20}).summary
-    assert s["test_neg_elbo"] < 270  # 543 nats at init; ~239 after 10 full epochs
+    assert s["likelihood.neg_elbo"] < 270  # 543 nats at init; ~239 after 10 full epochs
 
 
 def test_ssavae_vec_classifies_fashion_mnist(tmp_path, fashion):
     raw = {"name": "ssavae", "latent_dim": 100, "vec_epochs": 3, "decoder_epochs": 0}
     s = _run(tmp_path, raw).summary
-    assert s["test_accuracy"] > 0.8
+    assert s["classification.accuracy"] > 0.8

@@ -22,7 +22,7 @@ def test_report_renders_metrics_and_every_image_in_a_browser(tmp_path):
              f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=10000"]
     dom = subprocess.run([CHROMIUM, *flags, "--dump-dom", page.as_uri()], capture_output=True,
                          text=True, timeout=120).stdout
-    assert "test_accuracy" in dom and "latent map" in dom
+    assert "classification.accuracy" in dom and "latent map" in dom
     loaded = re.search(r'data-images-loaded="(\d+)"', dom)
     total = re.search(r'data-images-total="(\d+)"', dom)
     assert loaded and total, "the page's load handler did not run"

@@ -1,2 +1,2 @@
 """ssavae: semi-supervised adversarial variational autoencoders and the families they compare with."""
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -34,7 +34,7 @@ class Estimator:
 
     # ------------------------------------------------------------------ fitting
     def fit(self, X, y=None) -> "Estimator":
-        from .engine.run import train as train_run
+        from .runs import train as train_run
 
         x = as_images_or_vectors(np.asarray(X), "X")
         if x.dtype != np.uint8 and x.ndim == 4 and (x.min() < 0 or x.max() > 1):
@@ -71,8 +71,6 @@ class Estimator:
 
     def predict_proba(self, X) -> np.ndarray:
         x = self._x(X)
-        if not hasattr(self.model_, "predict_proba"):
-            raise AttributeError(f"{self.family} has no classifier: predict_proba does not apply")
         return self.model_.predict_proba(x).numpy()
 
     def predict(self, X) -> np.ndarray:

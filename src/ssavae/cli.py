@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Optional
 
 from . import __version__
-from .config import ConfigError, apply_override, build_run_config, load_file, merge, parse_value
+from .config import apply_override, build_run_config, load_file, merge, parse_value
+from .errors import CapabilityError, CheckpointError, ConfigError, DataError
 
 log = logging.getLogger("ssavae")
 
@@ -25,6 +26,7 @@ EXAMPLES = {
     "list-models": "ssavae list-models",
     "list-datasets": "ssavae list-datasets",
     "download": "ssavae download mnist --dest ~/data/mnist",
+    "locate": "ssavae locate fashion-mnist",
     "demo": "ssavae demo --out runs/demo",
     "report": "ssavae report runs/vae",
     "evaluate": "ssavae evaluate runs/vae --iw-samples 1000",
@@ -38,10 +40,7 @@ class UserError(Exception):
 
 
 def _user_errors() -> tuple[type, ...]:
-    from .data import DataError
-    from .engine import CheckpointError
-
-    return (UserError, ConfigError, DataError, CheckpointError, FileNotFoundError)
+    return (UserError, ConfigError, DataError, CheckpointError, CapabilityError, FileNotFoundError)
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -110,7 +109,7 @@ def _raw_config(args, overrides, base: Optional[dict] = None) -> dict:
 
 
 def _default_out(cfg) -> Path:
-    from .registry import model_name_of_config
+    from .models import model_name_of_config
 
     name = cfg.data.name.replace(":", "_").replace("/", "_")
     return Path("runs") / f"{model_name_of_config(cfg.model)}-{name}-{time.strftime('%Y%m%d-%H%M%S')}"
@@ -120,7 +119,7 @@ def _default_out(cfg) -> Path:
 
 
 def cmd_train(args, overrides) -> int:
-    from .engine.run import train
+    from .runs import train
 
     base = None
     if args.resume:
@@ -167,7 +166,7 @@ def _print_result(result) -> None:
 def cmd_sample(args, overrides) -> int:
     import torch
 
-    from .engine.run import load_model
+    from .runs import load_model
     from .eval.figures import save_grid
 
     if overrides:
@@ -175,11 +174,15 @@ def cmd_sample(args, overrides) -> int:
     model, cfg = load_model(args.run_dir)
     y = None
     if args.label is not None:
-        if not getattr(model, "conditional", False):
-            raise UserError(f"{model.name} is not conditional: --label does not apply")
+        if not (model.conditional or model.class_sampling):
+            raise UserError(f"{model.name} cannot sample a chosen class: --label does not apply")
         if not 0 <= args.label < model.num_classes:
             raise UserError(f"--label must be in 0..{model.num_classes - 1}")
         y = torch.full((args.n,), args.label, dtype=torch.long)
+    if y is None and model.conditional:  # one of each class in turn
+        from .eval.infer import labels_for
+
+        y = labels_for(model, args.n)
     g = torch.Generator().manual_seed(args.seed)
     x = model.sample(args.n, y=y, generator=g)
     out = Path(args.out or Path(args.run_dir) / "figures" / "samples_cli.png")
@@ -195,10 +198,11 @@ def cmd_sample(args, overrides) -> int:
 
 
 def cmd_list_models(args, overrides) -> int:
-    from .registry import MODELS, list_models
+    from .models import get_model_class, list_models
 
     for name in list_models():
-        doc = (MODELS.get(name).__doc__ or sys.modules[MODELS.get(name).__module__].__doc__ or "")
+        cls = get_model_class(name)
+        doc = cls.__doc__ or sys.modules[cls.__module__].__doc__ or ""
         print(f"{name:12s} {doc.strip().splitlines()[0] if doc.strip() else ''}")
     return 0
 
@@ -221,6 +225,13 @@ def cmd_download(args, overrides) -> int:
     return 0
 
 
+def cmd_locate(args, overrides) -> int:
+    from .data.datasets import locate
+
+    print(locate(args.name, args.data_dir))
+    return 0
+
+
 def cmd_demo(args, overrides) -> int:
     from .demo import run_demo
 
@@ -233,8 +244,9 @@ def cmd_evaluate(args, overrides) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from .eval.evaluate import evaluate_run, flatten
+    from .eval.evaluate import flatten
     from .eval.report import write_report
+    from .runs import evaluate_run
 
     if not (Path(args.run_dir) / "config.yaml").exists():
         raise UserError(f"{args.run_dir} is not a run directory (no config.yaml)")
@@ -263,7 +275,7 @@ def cmd_compare(args, overrides) -> int:
     from .compare import run_compare
 
     families = [f.strip() for f in args.models.split(",") if f.strip()]
-    from .registry import list_models
+    from .models import list_models
 
     unknown = sorted(set(families) - set(list_models()))
     if unknown:
@@ -329,6 +341,11 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--dest", default=None, help="folder (default ~/.cache/ssavae/NAME)")
     d.add_argument("--force", action="store_true")
     d.set_defaults(func=cmd_download)
+
+    lo = add("locate", "print the folder a dataset is read from (exit 2 if it is nowhere)")
+    lo.add_argument("name")
+    lo.add_argument("--data-dir", default=None)
+    lo.set_defaults(func=cmd_locate)
 
     m = add("demo", "the main job: SSAVAE on Fashion-MNIST with its report, ~10 min on 2 cores")
     m.add_argument("--out", default="runs/demo")

@@ -15,25 +15,13 @@ from pathlib import Path
 import torch
 
 from . import config as config_mod
-from .engine.metrics import read_metrics
-from .engine.run import load_model, train_or_resume
-from .eval.evaluate import evaluate_run, flatten
+from .eval.evaluate import flatten, table_columns
+from .eval.infer import labels_for
 from .fileio import atomic_path
+from .runlog import read_metrics
+from .runs import evaluate_run, load_model, train_or_resume
 
 log = logging.getLogger(__name__)
-
-COLUMNS = [  # (flattened metric, header)
-    ("classification.accuracy", "test accuracy"),
-    ("reconstruction.pixel_mse", "recon MSE"),
-    ("reconstruction.class_consistency", "recon class kept"),
-    ("generation.frechet_distance", "Frechet dist. (evaluator)"),
-    ("generation.precision", "precision"),
-    ("generation.recall", "recall"),
-    ("generation.sharpness_vs_real", "sample sharpness / real"),
-    ("likelihood.iw_nll", "IW NLL (nats)"),
-    ("latent.knn_accuracy", "latent 5-NN acc."),
-]
-
 
 def parse_budget(budget: str) -> dict:
     """``epochs=N`` or ``minutes=M`` -> train config fields."""
@@ -85,19 +73,19 @@ def _cell(row: dict, key: str) -> str:
 
 
 def markdown_table(rows: list[dict], budget: str) -> str:
-    head = ["family", "train time (s)"] + [h for _, h in COLUMNS]
+    head = ["family", "train time (s)"] + [h for _, h in table_columns()]
     lines = [f"Budget: {budget}; same data, labeled subset and seed for every family.", "",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
-        cells = [r["family"], _cell(r, "train_seconds")] + [_cell(r, k) for k, _ in COLUMNS]
+        cells = [r["family"], _cell(r, "train_seconds")] + [_cell(r, k) for k, _ in table_columns()]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
 def html_table(rows: list[dict], budget: str) -> str:
-    head = ["family", "train time (s)"] + [h for _, h in COLUMNS]
+    head = ["family", "train time (s)"] + [h for _, h in table_columns()]
     body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in
-                                    [r["family"], _cell(r, "train_seconds")] + [_cell(r, k) for k, _ in COLUMNS])
+                                    [r["family"], _cell(r, "train_seconds")] + [_cell(r, k) for k, _ in table_columns()])
                    + "</tr>" for r in rows)
     return ("<!doctype html><html><head><meta charset='utf-8'><title>ssavae compare</title>"
             "<style>table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px}</style>"
@@ -113,18 +101,18 @@ def samples_figure(path: Path, runs: list[tuple[str, Path]], n: int = 12) -> Non
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .eval.figures import _figure_to_png
+    from .eval.figures import figure_to_png
 
     loaded = [(name, load_model(d)[0]) for name, d in runs]
     if not loaded or not loaded[0][1].info.is_image:
         return
     fig, axes = plt.subplots(len(loaded), n, figsize=(n * 0.8 + 1.2, len(loaded) * 0.9), squeeze=False)
     for r, (name, model) in enumerate(loaded):
-        x = model.sample(n, generator=torch.Generator().manual_seed(0)).cpu().numpy()
+        x = model.sample(n, labels_for(model, n), generator=torch.Generator().manual_seed(0)).cpu().numpy()
         for c in range(n):
             img = x[c]
             axes[r, c].imshow(img[0] if img.shape[0] == 1 else img.transpose(1, 2, 0), cmap="gray", vmin=0, vmax=1)
             axes[r, c].set_xticks([])
             axes[r, c].set_yticks([])
         axes[r, 0].set_ylabel(name, rotation=0, ha="right", va="center", fontsize=8)
-    _figure_to_png(fig, path)
+    figure_to_png(fig, path)

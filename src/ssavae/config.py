@@ -22,9 +22,8 @@ from typing import Any, Literal, Optional, Union
 
 import yaml
 
-
-class ConfigError(ValueError):
-    """A configuration value or key the user must fix; the message says how."""
+from .errors import ConfigError
+from .models import get_model_class, model_name_of_config
 
 
 @dataclass
@@ -48,6 +47,7 @@ class TrainConfig:
     batch_size: int = 128  # per process
     max_steps: Optional[int] = None  # stop after this many batches in total (all phases)
     max_minutes: Optional[float] = None  # wall-clock budget of this process, split equally by phases
+    labeled_batch_size: int = 64  # batch of the labeled stream, for steps with data="labeled"
     limit_batches: Optional[int] = None  # batches per epoch (debugging)
     overfit_batches: int = 0  # >0: train on these first N batches only, unshuffled
     fast_dev_run: bool = False  # one epoch of 2 batches per phase, then stop
@@ -81,8 +81,6 @@ class RunConfig:
     seed: int = 0
 
     def to_dict(self) -> dict:
-        from .registry import model_name_of_config
-
         return {
             "model": {"name": model_name_of_config(self.model), **to_dict(self.model)},
             "data": to_dict(self.data),
@@ -247,8 +245,6 @@ def merge(base: dict, update: dict) -> dict:
 
 def build_run_config(data: dict) -> RunConfig:
     """Check a raw dict (file + overrides) and build the RunConfig with the family's dataclass."""
-    from .registry import get_model_class
-
     data = dict(data)
     allowed = {"model", "data", "train", "seed"}
     unknown = sorted(set(data) - allowed)

@@ -3,7 +3,7 @@ within about 10 minutes on a 2-core CPU, ending with the run directory, figures 
 from __future__ import annotations
 
 from .config import apply_override, build_run_config
-from .engine.run import RunResult, train
+from .runs import RunResult, train
 
 # Defaults of the model; only the schedule is shortened so the demo fits its time budget.
 DEMO = {

@@ -1,4 +1,6 @@
-"""Name -> implementation tables. Families register themselves; nothing dispatches on names."""
+"""Name -> implementation tables. Families register themselves; nothing dispatches on names.
+
+A leaf: imports nothing of the package."""
 from __future__ import annotations
 
 from typing import Callable, Generic, TypeVar
@@ -46,32 +48,6 @@ MODELS: Registry = Registry("model", "ssavae list-models")
 
 
 def register(name: str):
-    """Class decorator: ``@register("vae")`` makes the family available to the CLI and API."""
+    """Class decorator: ``@register("vae")`` makes the family available to the CLI and API.
+    Importing ``ssavae.models`` registers every family of the package."""
     return MODELS.register(name)
-
-
-def _load_families() -> None:
-    from . import models  # noqa: F401  (importing registers every family)
-
-
-def get_model_class(name: str):
-    from .config import ConfigError
-
-    _load_families()
-    try:
-        return MODELS.get(name)
-    except KeyError as e:
-        raise ConfigError(e.args[0]) from None
-
-
-def list_models() -> list[str]:
-    _load_families()
-    return MODELS.names()
-
-
-def model_name_of_config(cfg) -> str:
-    _load_families()
-    for name, cls in MODELS.items():
-        if type(cfg) is cls.Config:
-            return name
-    raise ValueError(f"{type(cfg).__name__} is not the config of a registered model")

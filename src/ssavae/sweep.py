@@ -20,10 +20,10 @@ import torch
 from . import config as config_mod
 from . import losses
 from .data import to_float
-from .engine.run import load_model, prepare_data, train_or_resume
 from .eval.evaluator import get_evaluator
+from .eval.infer import batches
 from .eval.metrics import pixel_mse, sharpness
-from .eval.summary import batches
+from .runs import load_model, prepare_data, train_or_resume
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +92,7 @@ def run_sweep(raw: dict, out: str | Path, betas: list[float], gammas: list[float
         recon_rows.append(r)
         kept_rows.append(evaluator.predict(r) == torch.from_numpy(ds.y_test[:N_SHOWN]))
     summary = {"dataset": ds.name, "latent_dim": cfg0.model.latent_dim,
-               "vec_test_accuracy": json.loads((vec_dir / "summary.json").read_text()).get("test_accuracy"),
+               "vec_test_accuracy": json.loads((vec_dir / "summary.json").read_text()).get("classification.accuracy"),
                "evaluator_test_accuracy": evaluator.test_accuracy, "n_eval": min(N_EVAL, len(ds.y_test)),
                "cells": rows}
     (out / "sweep.json").write_text(json.dumps(summary, indent=2))
@@ -124,7 +124,7 @@ def figure9(path: Path, inputs: torch.Tensor, recon_rows: list[torch.Tensor],
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .eval.figures import _figure_to_png
+    from .eval.figures import figure_to_png
 
     n = inputs.shape[0]
     rows = [("input", inputs, None)] + list(zip(names, recon_rows, kept_rows))
@@ -145,4 +145,4 @@ def figure9(path: Path, inputs: torch.Tensor, recon_rows: list[torch.Tensor],
             if c == 0:
                 ax.set_ylabel(name, rotation=0, ha="right", va="center", fontsize=7)
     fig.subplots_adjust(wspace=0.05, hspace=0.05)
-    return _figure_to_png(fig, path)
+    return figure_to_png(fig, path)

@@ -1,8 +1,10 @@
 """The dataset registry: names -> in-memory arrays, found on disk without downloading.
 
-Search order for a named dataset's files: ``--data-dir`` (and ``DIR/<name>``), the user cache
-``~/.cache/ssavae/<name>`` (``$SSAVAE_CACHE`` overrides), then known system paths (Debian's
-``dataset-fashion-mnist`` package). ``ssavae download NAME`` fills the cache for online users.
+Search order for a named dataset's files: ``--data-dir`` (and ``DIR/<name>``), ``$SSAVAE_DATA_DIR``
+(and ``$SSAVAE_DATA_DIR/<name>``), the user cache ``~/.cache/ssavae/<name>`` (``$SSAVAE_CACHE``
+overrides), then known system paths (Debian's ``dataset-fashion-mnist`` package).
+``ssavae download NAME`` fills the cache for online users; ``scripts/get-data.sh NAME`` tries
+Debian's package first where apt is there. The library itself never runs a package manager.
 """
 from __future__ import annotations
 
@@ -92,8 +94,9 @@ def cache_dir() -> Path:
 
 def _search_dirs(spec: DatasetSpec, data_dir: Optional[str]) -> list[Path]:
     dirs = []
-    if data_dir:
-        dirs += [Path(data_dir), Path(data_dir) / spec.name]
+    for d in (data_dir, os.environ.get("SSAVAE_DATA_DIR")):
+        if d:
+            dirs += [Path(d), Path(d) / spec.name]
     dirs.append(cache_dir() / spec.name)
     dirs += [Path(d) for d in spec.system_dirs]
     return dirs
@@ -103,11 +106,8 @@ def _has(folder: Path, files: tuple[str, ...]) -> bool:
     return all((folder / f).exists() for f in files)
 
 
-def load_dataset(name: str, data_dir: Optional[str] = None) -> Dataset:
-    """Load a registered dataset, or ``npz:PATH``, ``csv:PATH``, ``folder:PATH`` for user data."""
-    kind, sep, target = name.partition(":")
-    if sep:
-        return _load_user_data(kind, target)
+def locate(name: str, data_dir: Optional[str] = None) -> Path:
+    """The first folder in the search order that holds the dataset's files."""
     try:
         spec: DatasetSpec = DATASETS.get(name)
     except KeyError as e:
@@ -116,7 +116,7 @@ def load_dataset(name: str, data_dir: Optional[str] = None) -> Dataset:
     for d in dirs:
         for files in (spec.files, *spec.alt_files):
             if _has(d, files):
-                return spec.load(d)
+                return d
     looked = "\n  ".join(str(d) for d in dirs)
     raise DataError(
         f"dataset {name!r} not found: looked for {', '.join(spec.files)} in\n  {looked}\n"
@@ -124,6 +124,14 @@ def load_dataset(name: str, data_dir: Optional[str] = None) -> Dataset:
         f"folder and pass --data-dir FOLDER"
         + ("; on Debian: apt-get install dataset-fashion-mnist" if name == "fashion-mnist" else "")
     )
+
+
+def load_dataset(name: str, data_dir: Optional[str] = None) -> Dataset:
+    """Load a registered dataset, or ``npz:PATH``, ``csv:PATH``, ``folder:PATH`` for user data."""
+    kind, sep, target = name.partition(":")
+    if sep:
+        return _load_user_data(kind, target)
+    return DATASETS.get(name).load(locate(name, data_dir))
 
 
 def _load_user_data(kind: str, target: str) -> Dataset:

@@ -72,7 +72,13 @@ def download(name: str, dest: Optional[str] = None, force: bool = False) -> Path
             continue
         log.info("downloading %s", url)
         with atomic_path(target) as tmp:
-            urllib.request.urlretrieve(url, tmp)  # noqa: S310 (fixed https/http sources above)
+            try:
+                urllib.request.urlretrieve(url, tmp)  # noqa: S310 (fixed https/http sources above)
+            except OSError as e:  # offline, refused, DNS: nothing is kept
+                raise DataError(f"could not download {url} ({e}); without internet put the "
+                                f"files in a folder and pass --data-dir FOLDER"
+                                + (", or on Debian: apt-get install dataset-fashion-mnist"
+                                   if name == "fashion-mnist" else "")) from None
             got = _digest(tmp, "md5")
             if md5 is not None and got != md5:
                 raise DataError(f"{url}: checksum mismatch (md5 {got}, expected {md5}); "

@@ -65,3 +65,52 @@ class InMemoryLoader:
 
     def __iter__(self):
         return self.iterate(0)
+
+
+class LabeledStream:
+    """Batches of the labeled subset only, cycling it forever in a fresh order each pass.
+
+    Batch ``t`` is a pure function of (seed, rank, t): positions ``t*B .. (t+1)*B - 1`` of the
+    endless sequence of passes, each pass a permutation seeded by its own number. A run resumed
+    at global step ``t`` therefore draws exactly the labeled batches the uninterrupted run drew,
+    and a labeled subset smaller than the batch simply repeats within it. Each process of a
+    multi-process run draws its own order (``rank`` joins the seed).
+    """
+
+    def __init__(self, x: np.ndarray, y: np.ndarray, batch_size: int, seed: int = 0,
+                 rank: int = 0, device: torch.device | str = "cpu"):
+        y = np.asarray(y, dtype=np.int64)
+        keep = np.flatnonzero(y >= 0)
+        if len(keep) == 0:
+            raise ValueError("the labeled stream needs labeled examples; the data has none")
+        if batch_size < 1:
+            raise ValueError(f"train.labeled_batch_size must be >= 1, got {batch_size}")
+        self.x = torch.from_numpy(np.ascontiguousarray(x[keep]))
+        self.y = torch.from_numpy(y[keep])
+        self.batch_size = batch_size
+        self.seed, self.rank = seed, rank
+        self.device = torch.device(device)
+        self._perms: dict[int, torch.Tensor] = {}
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def _perm(self, cycle: int) -> torch.Tensor:
+        if cycle not in self._perms:
+            if len(self._perms) > 4:  # batches move forward: old passes are not needed again
+                self._perms.pop(min(self._perms))
+            g = torch.Generator().manual_seed((self.seed * 1_000_003 + self.rank) * 7_919 + cycle)
+            self._perms[cycle] = torch.randperm(len(self.y), generator=g)
+        return self._perms[cycle]
+
+    def batch(self, t: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The ``t``-th labeled batch: x float (B, *shape), y int64 (B,) all >= 0."""
+        n = len(self.y)
+        pos = torch.arange(t * self.batch_size, (t + 1) * self.batch_size)
+        cycles, offsets = pos // n, pos % n
+        idx = torch.empty_like(pos)
+        for c in cycles.unique().tolist():
+            sel = cycles == c
+            idx[sel] = self._perm(c)[offsets[sel]]
+        x = to_float(self.x[idx]).to(self.device, non_blocking=True)
+        return x, self.y[idx].to(self.device, non_blocking=True)

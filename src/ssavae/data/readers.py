@@ -13,9 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-
-class DataError(ValueError):
-    """A data file or folder the user must fix; the message names it and says how."""
+from ..errors import DataError  # re-exported: every reader raises it
 
 
 # ---------------------------------------------------------------------------- IDX (MNIST)

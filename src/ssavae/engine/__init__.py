@@ -1,5 +1,5 @@
-"""The training engine (runs every family) and the run orchestration around it."""
-from .checkpoint import CheckpointError
-from .trainer import Trainer, TrainingError
+"""The training engine: one loop for every family. Knows models/base.py only."""
+from ..errors import TrainingError
+from .trainer import Trainer, check_contract, make_fabric
 
-__all__ = ["CheckpointError", "Trainer", "TrainingError"]
+__all__ = ["Trainer", "TrainingError", "check_contract", "make_fabric"]

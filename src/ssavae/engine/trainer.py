@@ -6,8 +6,10 @@ optimizers, gradient clipping, logging, progress, figures and checkpoints.
 
 Per batch, for each step of the current phase (DESIGN.md, "Engine")::
 
-    only the step's groups require grad -> zero grad -> loss -> backward -> average grads
-    across processes -> clip -> optimizer step
+    only the step's groups require grad -> zero grad -> loss(Batch) -> backward -> average
+    grads across processes -> clip -> optimizer step
+
+A step with ``data="labeled"`` also receives batch ``global_step`` of the labeled stream.
 
 No ``retain_graph``, no "all backwards then all steps": each step sees the weights the previous
 step of the same batch left.
@@ -24,16 +26,13 @@ from typing import Callable, Optional
 
 import torch
 
+from .. import checkpoint as ckpt_io
 from ..config import RunConfig, TrainConfig
-from ..models.base import GenerativeModel, Phase, Step
-from . import checkpoint as ckpt_io
-from .metrics import MetricsWriter
+from ..errors import TrainingError
+from ..models.base import Batch, GenerativeModel, Phase, Step
+from ..runlog import MetricsWriter
 
 log = logging.getLogger(__name__)
-
-
-class TrainingError(RuntimeError):
-    """Training cannot go on (e.g. a non-finite loss); the message says what to try."""
 
 
 def make_fabric(train: TrainConfig):
@@ -55,7 +54,11 @@ def make_optimizer(params: list[torch.nn.Parameter], train: TrainConfig, lr: flo
 
 
 class Trainer:
-    """Trains ``model`` on ``loader`` following ``model.phases()``; writes into ``run_dir``."""
+    """Trains a model following ``model.phases()``; writes checkpoints and metrics into ``run_dir``.
+
+    ``on_epoch_end(trainer, phase, epoch)`` runs on rank 0 after each epoch's checkpoint (the
+    run layer draws its figures there); the engine restores the phase's train/eval modes after it.
+    """
 
     def __init__(self, cfg: RunConfig, run_dir: str | Path, fabric=None,
                  on_epoch_end: Optional[Callable[["Trainer", Phase, int], None]] = None):
@@ -66,40 +69,37 @@ class Trainer:
         self.on_epoch_end = on_epoch_end
         self._stop_requested = False
         self._deadline: Optional[float] = None  # wall-clock end of the current phase's budget
-        self.progress = {"phase": 0, "epoch": 0, "batch": 0, "global_step": 0, "completed": []}
+        self.progress = {"phase": 0, "epoch": 0, "batch": 0, "global_step": 0, "phase_step": 0,
+                         "completed": []}
 
     # ------------------------------------------------------------------ set-up
-    def _optimizers(self, model: GenerativeModel) -> dict[str, torch.optim.Optimizer]:
+    def setup(self, model: GenerativeModel, resume_from: Optional[dict] = None) -> None:
+        """Check the model's contract, move it to the device, build one optimizer per step
+        and, with ``resume_from`` (a checkpoint dict), restore everything exactly."""
+        self.model = model.to(self.fabric.device)
         groups = model.param_groups()
-        self._check_groups(model, groups)
+        check_contract(model, groups)
+        self.optimizers = self._optimizers(model, groups)
+        if resume_from is not None:
+            self.restore(resume_from)
+        self._fab_opts = {k: self.fabric.setup_optimizers(o) for k, o in self.optimizers.items()}
+        self._step_params = {k: [p for g in o.param_groups for p in g["params"]]
+                             for k, o in self.optimizers.items()}
+        self._all_params = list(model.parameters())
+
+    def _optimizers(self, model, groups) -> dict[str, torch.optim.Optimizer]:
         opts = {}
         for phase in model.phases():
             for step in phase.steps:
-                if step.name in opts:
-                    continue
-                params = [p for g in step.groups for p in groups[g] if p.requires_grad]
-                lr = float(self.train_cfg.step_lr.get(step.name, self.train_cfg.lr))
-                opts[step.name] = make_optimizer(params, self.train_cfg, lr)
+                if step.name not in opts:
+                    params = [p for g in step.groups for p in groups[g] if p.requires_grad]
+                    lr = float(self.train_cfg.step_lr.get(step.name, self.train_cfg.lr))
+                    opts[step.name] = make_optimizer(params, self.train_cfg, lr)
         unknown = set(self.train_cfg.step_lr) - set(opts)
         if unknown:
             raise ValueError(f"train.step_lr names unknown step(s) {sorted(unknown)}; "
                              f"{model.name}'s steps are {sorted(opts)}")
         return opts
-
-    @staticmethod
-    def _check_groups(model: GenerativeModel, groups: dict[str, list]) -> None:
-        seen: dict[int, str] = {}
-        for name, params in groups.items():
-            for p in params:
-                if id(p) in seen:
-                    raise AssertionError(f"parameter in groups {seen[id(p)]!r} and {name!r}")
-                seen[id(p)] = name
-        missing = [n for n, p in model.named_parameters() if id(p) not in seen]
-        assert not missing, f"parameters in no group: {missing}"
-        for phase in model.phases():
-            for step in phase.steps:
-                for g in step.groups + phase.frozen:
-                    assert g in groups, f"phase {phase.name} names unknown group {g!r}"
 
     # ------------------------------------------------------------------ stopping
     @contextmanager
@@ -128,136 +128,195 @@ class Trainer:
         self._stop_requested = True
 
     # ------------------------------------------------------------------ checkpoints
-    def save_checkpoint(self, model, optimizers, name: str = "last.pt") -> Optional[Path]:
-        state = ckpt_io.make(model, optimizers, self.progress, self.cfg.to_dict())
+    def save_checkpoint(self, name: str = "last.pt") -> Path:
+        state = ckpt_io.make(self.model, self.optimizers, self.progress, self.cfg.to_dict())
         path = self.run_dir / "checkpoints" / name
         if self.fabric.global_rank == 0:
             ckpt_io.save_atomic(state, path)
         self.fabric.barrier()
         return path
 
-    def restore(self, model, optimizers, ckpt: dict) -> None:
-        model.load_state_dict(ckpt["model"])
+    def restore(self, ckpt: dict) -> None:
+        self.model.load_state_dict(ckpt["model"])
         for name, state in ckpt["optimizers"].items():
-            if name in optimizers:
-                optimizers[name].load_state_dict(state)
-        self.progress = dict(ckpt["progress"])
-        self.progress["completed"] = list(self.progress.get("completed", []))
+            if name in self.optimizers:
+                self.optimizers[name].load_state_dict(state)
+        self.progress = {**self.progress, **ckpt["progress"]}
+        self.progress["completed"] = list(self.progress["completed"])
         ckpt_io.set_rng_state(ckpt["rng"])
 
     # ------------------------------------------------------------------ the loop
-    def fit(self, model: GenerativeModel, loader, resume_from: Optional[dict] = None) -> GenerativeModel:
-        """Train through every phase; ``resume_from`` a checkpoint dict continues exactly."""
-        fabric, tc = self.fabric, self.train_cfg
-        model.to(fabric.device)
-        optimizers = self._optimizers(model)
-        if resume_from is not None:
-            self.restore(model, optimizers, resume_from)
-        fab_opts = {k: fabric.setup_optimizers(o) for k, o in optimizers.items()}
-        step_params = {k: [p for g in o.param_groups for p in g["params"]]
-                       for k, o in optimizers.items()}
-        all_params = list(model.parameters())
-        phases = model.phases()
-        metrics = MetricsWriter(self.run_dir, self.progress["global_step"] if resume_from else None,
-                                tc.tensorboard) if fabric.global_rank == 0 else None
-        model.check_batch(next(loader.iterate(0)))
-        fixed = self._fixed_batches(loader, tc.overfit_batches) if tc.overfit_batches else None
-        start = time.time()
-        bar = _Progress(enabled=tc.progress and fabric.global_rank == 0)
+    def fit(self, model: GenerativeModel, loader, labeled=None,
+            resume_from: Optional[dict] = None) -> GenerativeModel:
+        """Train through every phase. ``loader``: the mixed stream (``InMemoryLoader``);
+        ``labeled``: the labeled stream (``LabeledStream``), needed by steps with
+        ``data="labeled"``; ``resume_from``: a checkpoint dict to continue exactly."""
+        self.setup(model, resume_from)
+        self.loader, self.labeled = loader, labeled
+        self._check_data()
+        tc = self.train_cfg
+        self._fixed = _fixed_batches(loader, tc.overfit_batches) if tc.overfit_batches else None
+        self._metrics = MetricsWriter(self.run_dir, self.progress["global_step"] if resume_from
+                                      else None, tc.tensorboard) if self.fabric.global_rank == 0 else None
+        self._start = time.time()
+        self._bar = _Progress(enabled=tc.progress and self.fabric.global_rank == 0)
         try:
-            with self._graceful_stop(), bar:
-                for pi in range(self.progress["phase"], len(phases)):
-                    phase = phases[pi]
-                    if phase.name in self.progress["completed"]:
-                        continue
-                    epochs = self._phase_epochs(phase)
-                    if epochs == 0:  # skipped, not completed: --init-from can train it later
-                        continue
-                    if self.progress["phase"] != pi:
-                        self.progress.update(phase=pi, epoch=0, batch=0)
-                    if tc.max_minutes is not None:  # this phase's share of what is left
-                        todo = sum(1 for p in phases[pi:] if p.name not in self.progress["completed"]
-                                   and self._phase_epochs(p) > 0)
-                        left = 60 * tc.max_minutes - (time.time() - start)
-                        self._deadline = time.time() + max(left, 0.0) / max(todo, 1)
-                    if self.progress["epoch"] == 0 and self.progress["batch"] == 0:
-                        model.on_phase_start(phase.name)
-                    self._set_modes(model, phase)
-                    log.info("phase %s: %d epoch(s), steps %s", phase.name, epochs,
-                             ", ".join(s.name for s in phase.steps))
-                    while self.progress["epoch"] < epochs:
-                        epoch = self.progress["epoch"]
-                        loader.epoch_key = pi * 100_003 + epoch
-                        n_batches = len(loader)
-                        if tc.fast_dev_run:
-                            n_batches = min(n_batches, 2)
-                        if fixed is not None:
-                            n_batches = len(fixed)
-                        bar.start_epoch(f"{phase.name} {epoch + 1}/{epochs}", n_batches,
-                                        self.progress["batch"])
-                        running: dict[str, list[torch.Tensor]] = {}
-                        source = fixed[self.progress["batch"]:] if fixed is not None \
-                            else loader.iterate(self.progress["batch"])
-                        for bi, batch in enumerate(source, start=self.progress["batch"]):
-                            if bi >= n_batches or self._out_of_steps() or self._phase_time_up():
-                                break
-                            if tc.lr_schedule == "cosine":
-                                t = (epoch * n_batches + bi) / max(1, epochs * n_batches)
-                                self._scale_lr(phase, fab_opts, 0.5 * (1 + math.cos(math.pi * t)))
-                            for step in phase.steps:
-                                logs = self._update(model, step, batch, fab_opts[step.name],
-                                                    step_params[step.name], all_params)
-                                for k, v in logs.items():
-                                    running.setdefault(f"{step.name}/{k}", []).append(v)
-                            self.progress["batch"] = bi + 1
-                            self.progress["global_step"] += 1
-                            gs = self.progress["global_step"]
-                            if gs % tc.log_every == 0 or bi + 1 == n_batches:
-                                row = self._row(running, phase, epoch, start)
-                                running = {}
-                                bar.update(bi + 1, row)
-                                if metrics:
-                                    metrics.write(row)
-                            else:
-                                bar.update(bi + 1)
-                            if gs % tc.checkpoint_every == 0:
-                                self.save_checkpoint(model, optimizers)
-                            if self._agree(self._stop_requested):
-                                self.save_checkpoint(model, optimizers)
-                                raise KeyboardInterrupt
-                        if (self._out_of_steps() or self._phase_time_up()) \
-                                and self.progress["batch"] < n_batches:
-                            break
-                        self.progress.update(epoch=epoch + 1, batch=0)
-                        self.save_checkpoint(model, optimizers)
-                        if self.on_epoch_end and fabric.global_rank == 0:
-                            self.on_epoch_end(self, phase, epoch)
-                    if self._out_of_steps() and self.progress["epoch"] < epochs:
+            with self._graceful_stop(), self._bar:
+                phases = model.phases()
+                for pi, phase in enumerate(phases):
+                    if pi >= self.progress["phase"] and not self._run_phase(pi, phase, phases):
                         break
-                    self.progress["completed"].append(phase.name)
-                    self.progress.update(phase=pi + 1, epoch=0, batch=0)
-                    self.save_checkpoint(model, optimizers)
                 if self._out_of_steps():  # stopped by train.max_steps: resumable with more
-                    self.save_checkpoint(model, optimizers)
+                    self.save_checkpoint()
         finally:
-            if metrics:
-                metrics.close()
+            if self._metrics:
+                self._metrics.close()
             model.eval()
         return model
 
+    def _check_data(self) -> None:
+        """The first batch of each stream fits the model; labeled steps have labeled data."""
+        self.model.check_batch(*next(self.loader.iterate(0)))
+        wants = sorted({s.name for p in self.model.phases() for s in p.steps if s.data == "labeled"
+                        and self._phase_epochs(p) > 0 and p.name not in self.progress["completed"]})
+        if wants and self.labeled is None:
+            raise TrainingError(f"{self.model.name}'s step(s) {', '.join(wants)} train on labeled "
+                                "examples, but the training data has none: keep some labels "
+                                "(data.labels_per_class or data.label_fraction) or use labeled data")
+        if wants:
+            self.model.check_batch(*self.labeled.batch(0))
+
+    def _run_phase(self, pi: int, phase: Phase, phases: list[Phase]) -> bool:
+        """Train one phase to its end; False when the run must stop (train.max_steps)."""
+        epochs = self._phase_epochs(phase)
+        if phase.name in self.progress["completed"] or epochs == 0:
+            return True  # a 0-epoch phase is skipped, not completed: --init-from trains it later
+        if self.progress["phase"] != pi:
+            self.progress.update(phase=pi, epoch=0, batch=0, phase_step=0)
+        self._set_deadline(pi, phases)
+        if self.progress["epoch"] == 0 and self.progress["batch"] == 0:
+            self.model.on_phase_start(phase.name)
+        self._set_modes(phase)
+        log.info("phase %s: %d epoch(s), steps %s", phase.name, epochs,
+                 ", ".join(s.name for s in phase.steps))
+        while self.progress["epoch"] < epochs:
+            if not self._run_epoch(pi, phase, epochs):
+                break  # out of steps or of this phase's time
+            self.progress.update(epoch=self.progress["epoch"] + 1, batch=0)
+            self.save_checkpoint()
+            if self.on_epoch_end and self.fabric.global_rank == 0:
+                self.on_epoch_end(self, phase, self.progress["epoch"] - 1)
+                self._set_modes(phase)  # a callback may have switched modes to draw figures
+        if self._out_of_steps() and self.progress["epoch"] < epochs:
+            return False
+        self.progress["completed"].append(phase.name)
+        self.progress.update(phase=pi + 1, epoch=0, batch=0, phase_step=0)
+        self.save_checkpoint()
+        return True
+
+    def _set_deadline(self, pi: int, phases: list[Phase]) -> None:
+        """With train.max_minutes: this phase gets an equal share of the time left."""
+        if self.train_cfg.max_minutes is None:
+            return
+        todo = sum(1 for p in phases[pi:] if p.name not in self.progress["completed"]
+                   and self._phase_epochs(p) > 0)
+        left = 60 * self.train_cfg.max_minutes - (time.time() - self._start)
+        self._deadline = time.time() + max(left, 0.0) / max(todo, 1)
+
+    def _run_epoch(self, pi: int, phase: Phase, epochs: int) -> bool:
+        """Train the rest of the current epoch; False if it was cut short."""
+        epoch, first = self.progress["epoch"], self.progress["batch"]
+        self.loader.epoch_key = pi * 100_003 + epoch
+        n_batches = self._epoch_batches()
+        self._bar.start_epoch(f"{phase.name} {epoch + 1}/{epochs}", n_batches, first)
+        source = self._fixed[first:] if self._fixed is not None else self.loader.iterate(first)
+        running: dict[str, list[torch.Tensor]] = {}
+        for bi, (x, y) in enumerate(source, start=first):
+            if bi >= n_batches or self._out_of_steps() or self._phase_time_up():
+                break
+            if self.train_cfg.lr_schedule == "cosine":
+                t = (epoch * n_batches + bi) / max(1, epochs * n_batches)
+                self._scale_lr(phase, 0.5 * (1 + math.cos(math.pi * t)))
+            self._run_batch(phase, x, y, running)
+            self.progress["batch"] = bi + 1
+            self._after_batch(phase, epoch, bi + 1 == n_batches, running)
+        return self.progress["batch"] >= n_batches
+
+    def _epoch_batches(self) -> int:
+        if self._fixed is not None:
+            return len(self._fixed)
+        n = len(self.loader)
+        return min(n, 2) if self.train_cfg.fast_dev_run else n
+
+    def _run_batch(self, phase: Phase, x: torch.Tensor, y: torch.Tensor, running: dict) -> None:
+        """Every step of the phase on one batch, in order; each sees the previous step's update."""
+        p = self.progress
+        x_lab = y_lab = None
+        if any(s.data == "labeled" for s in phase.steps):
+            x_lab, y_lab = self.labeled.batch(p["global_step"])
+        for step in phase.steps:
+            labeled = step.data == "labeled"
+            batch = Batch(x, y, x_lab if labeled else None, y_lab if labeled else None,
+                          p["global_step"], p["phase_step"])
+            for k, v in self.update(step, batch).items():
+                running.setdefault(f"{step.name}/{k}", []).append(v)
+        p["global_step"] += 1
+        p["phase_step"] += 1
+
+    def _after_batch(self, phase: Phase, epoch: int, last: bool, running: dict) -> None:
+        """Log, checkpoint and honour stop requests at the batch boundary."""
+        gs, tc = self.progress["global_step"], self.train_cfg
+        if gs % tc.log_every == 0 or last:
+            row = self._row(running, phase, epoch)
+            running.clear()
+            self._bar.update(self.progress["batch"], row)
+            if self._metrics:
+                self._metrics.write(row)
+        else:
+            self._bar.update(self.progress["batch"])
+        if gs % tc.checkpoint_every == 0:
+            self.save_checkpoint()
+        if self._agree(self._stop_requested):
+            self.save_checkpoint()
+            raise KeyboardInterrupt
+
+    def update(self, step: Step, batch: Batch) -> dict:
+        """One optimizer update of ``step``: only its groups trainable, zero grad, loss,
+        backward, average across processes, clip, step. Returns the step's logs."""
+        fabric, tc = self.fabric, self.train_cfg
+        params, optimizer = self._step_params[step.name], self._fab_opts[step.name]
+        trainable = {id(p) for p in params}
+        for p in self._all_params:
+            p.requires_grad_(id(p) in trainable)
+        optimizer.zero_grad(set_to_none=True)
+        with fabric.autocast() if tc.precision != "32-true" else nullcontext():
+            out = step.loss(batch)
+        if not torch.isfinite(out.loss):
+            raise TrainingError(
+                f"step {step.name!r} produced a non-finite loss ({out.loss.item()}) at global step "
+                f"{self.progress['global_step']}; lower train.lr, set train.grad_clip, or check "
+                "the data for extreme values")
+        fabric.backward(out.loss)
+        if fabric.world_size > 1:
+            _average_gradients(params, fabric.world_size)
+        if tc.grad_clip:
+            fabric.clip_gradients(self.model, optimizer, max_norm=tc.grad_clip)
+        optimizer.step()
+        return out.logs
+
+    # ------------------------------------------------------------------ helpers
     def _phase_epochs(self, phase: Phase) -> int:
-        tc = self.train_cfg
         if phase.epochs == 0:
             return 0
-        if tc.fast_dev_run:
+        if self.train_cfg.fast_dev_run:
             return 1
-        return phase.epochs if phase.epochs is not None else tc.epochs
+        return phase.epochs if phase.epochs is not None else self.train_cfg.epochs
 
-    def _scale_lr(self, phase: Phase, optimizers: dict, factor: float) -> None:
+    def _scale_lr(self, phase: Phase, factor: float) -> None:
         """Set each of the phase's optimizers to its base learning rate times ``factor``."""
         for step in phase.steps:
             base = float(self.train_cfg.step_lr.get(step.name, self.train_cfg.lr))
-            for group in optimizers[step.name].param_groups:
+            for group in self._fab_opts[step.name].param_groups:
                 group["lr"] = base * factor
 
     def _out_of_steps(self) -> bool:
@@ -275,51 +334,53 @@ class Trainer:
             return bool(self.fabric.broadcast(flag, src=0))
         return flag
 
-    @staticmethod
-    def _fixed_batches(loader, n: int) -> list:
-        """The first n batches of epoch 0's order, fetched once (train.overfit_batches)."""
-        key, loader.epoch_key = loader.epoch_key, 0
-        batches = [b for _, b in zip(range(n), loader.iterate(0))]
-        loader.epoch_key = key
-        return batches
-
-    @staticmethod
-    def _set_modes(model: GenerativeModel, phase: Phase) -> None:
-        model.train()
+    def _set_modes(self, phase: Phase) -> None:
+        self.model.train()
+        groups = self.model.groups()
         for g in phase.frozen:
-            model.groups()[g].eval()
+            groups[g].eval()
 
-    def _update(self, model, step: Step, batch, optimizer, params, all_params) -> dict:
-        fabric, tc = self.fabric, self.train_cfg
-        trainable = {id(p) for p in params}
-        for p in all_params:
-            p.requires_grad_(id(p) in trainable)
-        optimizer.zero_grad(set_to_none=True)
-        autocast = fabric.autocast() if tc.precision != "32-true" else nullcontext()
-        with autocast:
-            out = model.step_loss(step.name, batch)
-        if not torch.isfinite(out.loss):
-            raise TrainingError(
-                f"step {step.name!r} produced a non-finite loss ({out.loss.item()}) at global step "
-                f"{self.progress['global_step']}; lower train.lr, set train.grad_clip, or check "
-                "the data for extreme values")
-        fabric.backward(out.loss)
-        if fabric.world_size > 1:
-            _average_gradients(params, fabric.world_size)
-        if tc.grad_clip:
-            fabric.clip_gradients(model, optimizer, max_norm=tc.grad_clip)
-        optimizer.step()
-        return out.logs
-
-    def _row(self, running: dict, phase: Phase, epoch: int, start: float) -> dict:
+    def _row(self, running: dict, phase: Phase, epoch: int) -> dict:
         row = {"step": self.progress["global_step"], "phase": phase.name, "epoch": epoch,
-               "time": round(time.time() - start, 3)}
+               "time": round(time.time() - self._start, 3)}
         for k, vals in running.items():
             v = torch.stack([torch.as_tensor(x, dtype=torch.float32) for x in vals]).mean()
             v = self.fabric.all_reduce(v.to(self.fabric.device), reduce_op="mean") \
                 if self.fabric.world_size > 1 else v
             row[k] = round(float(v), 6)
         return row
+
+
+def check_contract(model: GenerativeModel, groups: dict[str, list]) -> None:
+    """Groups are disjoint and cover every parameter; phases name only known groups; every
+    group is trained by some step (a group no step trains is a family bug, refused here)."""
+    seen: dict[int, str] = {}
+    for name, params in groups.items():
+        for p in params:
+            if id(p) in seen:
+                raise TrainingError(f"{model.name}: a parameter is in groups {seen[id(p)]!r} and {name!r}")
+            seen[id(p)] = name
+    missing = [n for n, p in model.named_parameters() if id(p) not in seen]
+    if missing:
+        raise TrainingError(f"{model.name}: parameters in no group: {missing[:5]}")
+    trained = set()
+    for phase in model.phases():
+        for step in phase.steps:
+            trained |= set(step.groups)
+            for g in step.groups + step.through + phase.frozen:
+                if g not in groups:
+                    raise TrainingError(f"{model.name}: phase {phase.name} names unknown group {g!r}")
+    idle = sorted(g for g in groups if g not in trained and groups[g])
+    if idle:
+        raise TrainingError(f"{model.name}: group(s) {', '.join(idle)} are trained by no step")
+
+
+def _fixed_batches(loader, n: int) -> list:
+    """The first n batches of epoch 0's order, fetched once (train.overfit_batches)."""
+    key, loader.epoch_key = loader.epoch_key, 0
+    batches = [b for _, b in zip(range(n), loader.iterate(0))]
+    loader.epoch_key = key
+    return batches
 
 
 def _average_gradients(params: list[torch.nn.Parameter], world_size: int) -> None:

@@ -1,122 +1,261 @@
-"""``ssavae evaluate RUN_DIR``: every metric that applies to the run's family, through the
-public inference API only, written to ``RUN_DIR/eval/metrics.json``.
+"""Every metric of the project, in one registry read by ``ssavae evaluate``, each run's summary
+and ``ssavae compare``. Adding a metric is one decorated function here.
 
-- classification (families with ``predict_proba``): accuracy, error, confusion matrix;
-- reconstruction: pixel MSE and BCE, error in the evaluator's feature space, class consistency;
+Metrics use only the models' public inference API and their declared capabilities, so each
+applies to every family that can support it:
+
+- classification (``has_classifier``): accuracy, error, confusion matrix;
+- reconstruction: pixel MSE and BCE, error in the evaluator's feature space, class consistency,
+  sharpness against real images;
 - generation: Frechet distance between evaluator features of test images and of samples (an
   "FID" computed with our own evaluator, not Inception: comparable only within this project),
-  k-NN precision and recall (Kynkaenniemi et al. 2019), sharpness against real images, and for
-  families that sample a requested class, the evaluator's accuracy on those samples;
-- likelihood (families with ``log_likelihood``): importance-weighted NLL in nats;
-- latent space: k-NN accuracy of test codes against training codes; for 2-D codes the
-  silhouette of the classes.
+  k-NN precision and recall (Kynkaanniemi et al. 2019), sharpness, and for families that sample
+  a requested class, the evaluator's accuracy on those samples;
+- likelihood (``has_likelihood``): negative ELBO and importance-weighted NLL in nats;
+- latent space: k-NN accuracy of test codes against training codes; silhouette for 2-D codes.
 """
 from __future__ import annotations
 
-import json
-import logging
-from pathlib import Path
-from typing import Optional
+import functools
+from dataclasses import dataclass
+from typing import Callable, Optional
 
 import torch
 import torch.nn.functional as F
 
 from ..data import Dataset
-from ..fileio import atomic_path
-from .evaluator import Evaluator, get_evaluator
+from .evaluator import Evaluator
 from .metrics import accuracy, frechet_distance, knn_accuracy, precision_recall, sharpness, silhouette
-from .summary import batches, encode_all
+from .infer import batches, labels_for, over_batches
 
-log = logging.getLogger(__name__)
+
+@dataclass(frozen=True)
+class Metric:
+    key: str  # "group.name": its place in metrics.json and summary.json
+    label: str  # column header in comparison tables ("" = not a column)
+    fn: Callable[["Context"], object]
+    applies: Callable[["Context"], bool]
+    evaluator: bool = False  # needs the independent evaluator (not in a run's summary)
+    summary: bool = False  # also computed at the end of every run (cheap)
+
+
+METRICS: dict[str, Metric] = {}
+
+
+def metric(key: str, label: str = "", applies: Callable[["Context"], bool] = lambda c: True,
+           evaluator: bool = False, summary: bool = False):
+    """Register ``fn(ctx) -> value`` as metric ``key``."""
+    def add(fn):
+        if key in METRICS:
+            raise RuntimeError(f"metric {key!r} is registered twice")
+        METRICS[key] = Metric(key, label, fn, applies, evaluator, summary)
+        return fn
+
+    return add
+
+
+class Context:
+    """The model, the test data and the intermediate results metrics share, computed once."""
+
+    def __init__(self, model, ds: Dataset, evaluator: Optional[Evaluator] = None,
+                 n: Optional[int] = None, iw_samples: int = 1000, iw_examples: int = 500,
+                 seed: int = 0):
+        self.model, self.ds, self.evaluator = model, ds, evaluator
+        self.n = min(n or len(ds.y_test), len(ds.y_test))
+        self.x_np = ds.x_test[:self.n]
+        self.y = torch.from_numpy(ds.y_test[:self.n])
+        self.iw_samples, self.iw_examples, self.seed = iw_samples, iw_examples, seed
+
+    def over_test(self, fn, x_np=None, batch_size: int = 500) -> torch.Tensor:
+        """``fn(x_batch, y_batch)`` over the test images, concatenated on the CPU."""
+        return over_batches(self.model, self.x_np if x_np is None else x_np, self.y, fn, batch_size)
+
+    @functools.cached_property
+    def recon(self) -> torch.Tensor:
+        return self.over_test(lambda xb, yb: self.model.reconstruct(xb, yb))
+
+    @functools.cached_property
+    def x(self) -> torch.Tensor:
+        return torch.cat(list(batches(self.x_np, "cpu")))
+
+    @functools.cached_property
+    def samples(self) -> torch.Tensor:
+        g = torch.Generator().manual_seed(self.seed)
+        out = []
+        for i in range(0, self.n, 500):
+            m = min(500, self.n - i)
+            out.append(self.model.sample(m, labels_for(self.model, m), generator=g).cpu())
+        return torch.cat(out)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([self.evaluator.features(b) for b in x.split(500)])
+
+    @functools.cached_property
+    def real_features(self) -> torch.Tensor:
+        return self.features(self.x)
+
+    @functools.cached_property
+    def fake_features(self) -> torch.Tensor:
+        return self.features(self.samples)
+
+    @functools.cached_property
+    def precision_recall(self) -> tuple[float, float]:
+        m = min(2000, self.n)
+        return precision_recall(self.real_features[:m], self.fake_features[:m], k=3)
+
+    @functools.cached_property
+    def real_sharpness(self) -> float:
+        return float(sharpness(self.x).mean())
+
+    @functools.cached_property
+    def predicted(self) -> torch.Tensor:
+        return self.over_test(lambda xb, yb: self.model.predict_proba(xb).argmax(1))
+
+    @functools.cached_property
+    def codes(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(train codes, their labels, test codes) for the latent metrics."""
+        m = min(10000, len(self.ds.y_train))
+        y_train = torch.from_numpy(self.ds.y_train[:m])
+        z_train = over_batches(self.model, self.ds.x_train[:m], y_train,
+                               lambda xb, yb: self.model.encode(xb, yb))
+        return z_train, y_train, self.over_test(lambda xb, yb: self.model.encode(xb, yb))
+
+
+def _classifier(c: Context) -> bool:
+    return c.model.has_classifier
+
+
+def _image(c: Context) -> bool:
+    return c.ds.info.is_image
+
+
+def _likelihood(c: Context) -> bool:
+    return c.model.has_likelihood
+
+
+@metric("classification.accuracy", "test accuracy", _classifier, summary=True)
+def _accuracy(c):
+    return accuracy(c.predicted, c.y)
+
+
+@metric("classification.error", "", _classifier)
+def _error(c):
+    return 1 - accuracy(c.predicted, c.y)
+
+
+@metric("classification.confusion", "", _classifier)
+def _confusion(c):
+    k, known = c.ds.info.num_classes, c.y >= 0
+    return torch.bincount(c.y[known] * k + c.predicted[known], minlength=k * k).reshape(k, k).tolist()
+
+
+@metric("reconstruction.pixel_mse", "recon MSE", summary=True)
+def _pixel_mse(c):
+    return float((c.recon - c.x).pow(2).flatten(1).mean(1).mean())
+
+
+@metric("reconstruction.pixel_bce", "", lambda c: c.ds.info.unit_range)
+def _pixel_bce(c):
+    return float(F.binary_cross_entropy(c.recon.clamp(1e-6, 1 - 1e-6), c.x, reduction="none")
+                 .flatten(1).sum(1).mean())
+
+
+@metric("reconstruction.feature_error", "", evaluator=True)
+def _feature_error(c):
+    return float((c.real_features - c.features(c.recon)).pow(2).mean(1).mean())
+
+
+@metric("reconstruction.class_consistency", "recon class kept", evaluator=True)
+def _class_consistency(c):
+    pred = torch.cat([c.evaluator.predict(b) for b in c.recon.split(500)])
+    return accuracy(pred, c.y)
+
+
+@metric("reconstruction.sharpness_vs_real", "", _image)
+def _recon_sharpness(c):
+    return float(sharpness(c.recon).mean()) / c.real_sharpness
+
+
+@metric("generation.frechet_distance", "Frechet dist. (evaluator)", evaluator=True)
+def _frechet(c):
+    return frechet_distance(c.real_features.numpy(), c.fake_features.numpy())
+
+
+@metric("generation.precision", "precision", evaluator=True)
+def _precision(c):
+    return c.precision_recall[0]
+
+
+@metric("generation.recall", "recall", evaluator=True)
+def _recall(c):
+    return c.precision_recall[1]
+
+
+@metric("generation.sharpness_vs_real", "sample sharpness / real", _image)
+def _sample_sharpness(c):
+    return float(sharpness(c.samples.float()).mean()) / c.real_sharpness
+
+
+@metric("generation.conditional_accuracy", "",
+        lambda c: c.model.conditional or c.model.class_sampling, evaluator=True)
+def _conditional_accuracy(c):
+    k = c.ds.info.num_classes
+    want = torch.arange(k).repeat_interleave(max(1, 1000 // k))
+    g = torch.Generator().manual_seed(c.seed)
+    got = torch.cat([c.evaluator.predict(c.model.sample(len(w), w.to(c.model.device), generator=g))
+                     for w in want.split(500)])
+    return float((got == want).float().mean())
+
+
+@metric("likelihood.neg_elbo", "", _likelihood, summary=True)
+def _neg_elbo(c):
+    return float(c.over_test(lambda xb, yb: c.model.negative_elbo(xb)).mean())
+
+
+@metric("likelihood.iw_nll", "IW NLL (nats)", _likelihood, evaluator=True)
+def _iw_nll(c):
+    ni = min(c.iw_examples, c.n)
+    ll = c.over_test(lambda xb, yb: c.model.log_likelihood(xb, k=c.iw_samples), c.x_np[:ni], 50)
+    return float(-ll.mean())
+
+
+@metric("latent.knn_accuracy", "latent 5-NN acc.", evaluator=True)
+def _knn(c):
+    z_train, y_train, z_test = c.codes
+    return knn_accuracy(z_train, y_train, z_test, c.y, k=5)
+
+
+@metric("latent.silhouette", "", lambda c: c.model.cfg.latent_dim == 2, evaluator=True)
+def _silhouette(c):
+    return silhouette(c.codes[2][:2000], c.y[:2000])
 
 
 @torch.no_grad()
-def evaluate_model(model, ds: Dataset, evaluator: Evaluator, n: int = 5000, iw_samples: int = 1000,
-                   iw_examples: int = 500, seed: int = 0) -> dict:
-    model.eval()
-    n = min(n, len(ds.y_test))
-    x_np, y = ds.x_test[:n], torch.from_numpy(ds.y_test[:n])
-    out: dict = {"model": model.name, "dataset": ds.name, "n_test": n,
-                 "evaluator_test_accuracy": evaluator.test_accuracy}
-    device = model.device
-
-    if hasattr(model, "predict_proba"):
-        pred = torch.cat([model.predict_proba(xb).argmax(1).cpu() for xb in batches(x_np, device)])
-        k = ds.info.num_classes
-        known = y >= 0
-        conf = torch.bincount(y[known] * k + pred[known], minlength=k * k).reshape(k, k)
-        acc = accuracy(pred, y)
-        out["classification"] = {"accuracy": acc, "error": 1 - acc, "confusion": conf.tolist()}
-
-    mse, bce, feat, kept, sharp_r, sharp_x, f_real = [], [], [], [], [], [], []
-    for i, xb in enumerate(batches(x_np, device)):
-        rb = model.reconstruct(xb)
-        mse.append((rb - xb).pow(2).flatten(1).mean(1).cpu())
-        if ds.info.unit_range:
-            bce.append(F.binary_cross_entropy(rb.clamp(1e-6, 1 - 1e-6), xb, reduction="none")
-                       .flatten(1).sum(1).cpu())
-        fx, fr = evaluator.features(xb), evaluator.features(rb)
-        f_real.append(fx)
-        feat.append((fx - fr).pow(2).mean(1))
-        kept.append(evaluator.predict(rb) == y[i * 500:(i + 1) * 500])
-        if ds.info.is_image:
-            sharp_r.append(sharpness(rb).cpu())
-            sharp_x.append(sharpness(xb).cpu())
-    rec = {"pixel_mse": float(torch.cat(mse).mean()),
-           "feature_error": float(torch.cat(feat).mean()),
-           "class_consistency": float(torch.cat(kept).float().mean())}
-    if bce:
-        rec["pixel_bce"] = float(torch.cat(bce).mean())
-    real_sharp = float(torch.cat(sharp_x).mean()) if sharp_x else None
-    if sharp_r:
-        rec["sharpness_vs_real"] = float(torch.cat(sharp_r).mean()) / real_sharp
-    out["reconstruction"] = rec
-
-    g = torch.Generator().manual_seed(seed)
-    samples = torch.cat([model.sample(min(500, n - i), generator=g).cpu() for i in range(0, n, 500)])
-    f_real = torch.cat(f_real)
-    f_fake = torch.cat([evaluator.features(s) for s in samples.split(500)])
-    gen = {"frechet_distance": frechet_distance(f_real.numpy(), f_fake.numpy())}
-    m = min(2000, n)
-    gen["precision"], gen["recall"] = precision_recall(f_real[:m], f_fake[:m], k=3)
-    if ds.info.is_image:
-        gen["sharpness_vs_real"] = float(sharpness(samples.to(torch.float32)).mean()) / real_sharp
-    if getattr(model, "conditional", False):
-        k = ds.info.num_classes
-        want = torch.arange(k).repeat_interleave(max(1, 1000 // k))
-        got = torch.cat([evaluator.predict(model.sample(len(c), y=c.to(device), generator=g))
-                         for c in want.split(500)])
-        gen["conditional_accuracy"] = float((got == want).float().mean())
-    out["generation"] = gen
-
-    if hasattr(model, "log_likelihood"):
-        ni = min(iw_examples, n)
-        ll = torch.cat([model.log_likelihood(xb, k=iw_samples).cpu()
-                        for xb in batches(x_np[:ni], device, 50)])
-        out["likelihood"] = {"iw_nll": float(-ll.mean()), "iw_samples": iw_samples, "n": ni}
-
-    m_train = min(10000, len(ds.y_train))
-    z_train = torch.from_numpy(encode_all(model, ds.x_train[:m_train]))
-    z_test = torch.from_numpy(encode_all(model, x_np))
-    lat = {"knn_accuracy": knn_accuracy(z_train, torch.from_numpy(ds.y_train[:m_train]), z_test, y, k=5)}
-    if z_test.shape[1] == 2:
-        lat["silhouette"] = silhouette(z_test[:2000], y[:2000])
-    out["latent"] = lat
+def compute_metrics(ctx: Context, summary_only: bool = False) -> dict:
+    """Every registered metric that applies: ``{"group.name": value}``."""
+    ctx.model.eval()
+    out = {}
+    for m in METRICS.values():
+        if summary_only and not m.summary:
+            continue
+        if (m.evaluator and ctx.evaluator is None) or not m.applies(ctx):
+            continue
+        out[m.key] = m.fn(ctx)
     return out
 
 
-def evaluate_run(run_dir: str | Path, n: int = 5000, iw_samples: int = 1000,
-                 evaluator_epochs: int = 3, device: Optional[str] = None) -> dict:
-    from ..engine.run import load_model, prepare_data
-
-    run_dir = Path(run_dir)
-    model, cfg = load_model(run_dir, map_location=device or "cpu")
-    ds, _ = prepare_data(cfg)
-    evaluator = get_evaluator(ds, epochs=evaluator_epochs, device=device or "cpu")
-    result = evaluate_model(model, ds, evaluator, n=n, iw_samples=iw_samples, seed=cfg.seed)
-    with atomic_path(run_dir / "eval" / "metrics.json") as tmp:
-        tmp.write_text(json.dumps(result, indent=2))
-    return result
+def evaluate_model(model, ds: Dataset, evaluator: Evaluator, n: int = 5000, iw_samples: int = 1000,
+                   iw_examples: int = 500, seed: int = 0) -> dict:
+    """metrics.json: the run's identity, then every metric nested by group."""
+    ctx = Context(model, ds, evaluator, n, iw_samples, iw_examples, seed)
+    out: dict = {"model": model.name, "dataset": ds.name, "n_test": ctx.n,
+                 "evaluator_test_accuracy": evaluator.test_accuracy}
+    for key, value in compute_metrics(ctx).items():
+        group, name = key.split(".", 1)
+        out.setdefault(group, {})[name] = value
+    if "likelihood" in out:
+        out["likelihood"].update(iw_samples=iw_samples, n=min(iw_examples, ctx.n))
+    return out
 
 
 def flatten(result: dict) -> dict[str, float]:
@@ -124,7 +263,13 @@ def flatten(result: dict) -> dict[str, float]:
     flat = {}
     for k, v in result.items():
         if isinstance(v, dict):
-            flat.update({f"{k}.{kk}": vv for kk, vv in v.items() if isinstance(vv, (int, float))})
+            flat.update({f"{k}.{kk}": vv for kk, vv in v.items()
+                         if isinstance(vv, (int, float)) and not isinstance(vv, bool)})
         elif isinstance(v, float):
             flat[k] = v
     return flat
+
+
+def table_columns() -> list[tuple[str, str]]:
+    """(metric key, header) of every metric shown in comparison tables."""
+    return [(m.key, m.label) for m in METRICS.values() if m.label]

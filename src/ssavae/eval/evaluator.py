@@ -15,13 +15,13 @@ import torch
 import torch.nn.functional as F
 
 from ..data import Dataset, InMemoryLoader, cache_dir
-from ..engine.checkpoint import load as load_ckpt
-from ..engine.checkpoint import save_atomic
+from ..checkpoint import load as load_ckpt
+from ..checkpoint import FORMAT_VERSION, save_atomic
 from ..nets import Classifier, NetSpec
 
 log = logging.getLogger(__name__)
 
-EVALUATOR_VERSION = 1
+EVALUATOR_VERSION = 2  # 2: trunk with named heads (checkpoint format 2)
 
 
 class Evaluator:
@@ -41,7 +41,7 @@ class Evaluator:
 
     @torch.no_grad()
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net.trunk(x.to(next(self.net.parameters()).device))[-1].cpu()
+        return self.net.features(x.to(next(self.net.parameters()).device)).cpu()
 
 
 def _key(ds: Dataset, epochs: int) -> str:
@@ -82,7 +82,7 @@ def get_evaluator(ds: Dataset, epochs: int = 3, cache: Optional[Path] = None,
     test = InMemoryLoader(ds.x_test, ds.y_test, 500, shuffle=False, device=device)
     correct = sum(int((ev.predict(x) == y.cpu()).sum()) for x, y in test)
     ev.test_accuracy = correct / max(1, len(ds.y_test))
-    save_atomic({"format_version": 1, "model": {k: v.cpu() for k, v in net.state_dict().items()},
+    save_atomic({"format_version": FORMAT_VERSION, "model": {k: v.cpu() for k, v in net.state_dict().items()},
                  "test_accuracy": ev.test_accuracy, "dataset": ds.name}, path)
     log.info("evaluator test accuracy: %.4f", ev.test_accuracy)
     return ev

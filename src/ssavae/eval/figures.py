@@ -7,7 +7,9 @@ from typing import Optional, Sequence
 import numpy as np
 import torch
 
+from ..data import to_float
 from ..fileio import atomic_path
+from .infer import labels_for
 
 
 def image_grid(images: torch.Tensor | np.ndarray, nrow: int = 8, pad: int = 2,
@@ -44,7 +46,25 @@ def interleave(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return torch.stack([a.cpu(), b.cpu()], 1).flatten(0, 1)
 
 
-def _figure_to_png(fig, path: Path) -> Path:
+@torch.no_grad()
+def epoch_figures(model, ds, figures: Path, tag: str, seed: int = 0) -> list[Path]:
+    """Samples from the prior and test reconstructions (inputs beside outputs)."""
+    if not ds.info.is_image:
+        return []
+    was_training = model.training
+    model.eval()
+    x = to_float(ds.x_test[:32]).to(model.device)
+    y = torch.from_numpy(ds.y_test[:32]).to(model.device) if model.conditional else None
+    g = torch.Generator().manual_seed(seed)
+    out = [save_grid(Path(figures) / f"samples_{tag}.png",
+                     model.sample(64, labels_for(model, 64), generator=g), nrow=8),
+           save_grid(Path(figures) / f"reconstructions_{tag}.png",
+                     interleave(x, model.reconstruct(x, y)), nrow=8)]
+    model.train(was_training)
+    return out
+
+
+def figure_to_png(fig, path: Path) -> Path:
     import matplotlib.pyplot as plt
 
     try:
@@ -83,7 +103,7 @@ def latent_map(path: str | Path, codes: np.ndarray, labels: np.ndarray,
     ax.set_xlabel(axis_labels[0])
     ax.set_ylabel(axis_labels[1])
     ax.set_title(title)
-    return _figure_to_png(fig, Path(path))
+    return figure_to_png(fig, Path(path))
 
 
 def curves(path: str | Path, rows: list[dict], title: str = "") -> Optional[Path]:
@@ -109,4 +129,4 @@ def curves(path: str | Path, rows: list[dict], title: str = "") -> Optional[Path
         ax.axis("off")
     fig.suptitle(title)
     fig.tight_layout()
-    return _figure_to_png(fig, Path(path))
+    return figure_to_png(fig, Path(path))

@@ -1,5 +1,29 @@
 """Model families. Importing this package registers every family (see registry.py)."""
-from . import ssavae, vae  # noqa: F401
-from .base import GenerativeModel, ModelConfig, Phase, Step, StepOutput
+from __future__ import annotations
 
-__all__ = ["GenerativeModel", "ModelConfig", "Phase", "Step", "StepOutput"]
+from ..errors import ConfigError
+from ..registry import MODELS
+from . import ssavae, vae  # noqa: F401  (importing a family registers it)
+from .base import Batch, GenerativeModel, ModelConfig, Phase, Step, StepOutput
+
+
+def get_model_class(name: str) -> type[GenerativeModel]:
+    try:
+        return MODELS.get(name)
+    except KeyError as e:
+        raise ConfigError(e.args[0]) from None
+
+
+def list_models() -> list[str]:
+    return MODELS.names()
+
+
+def model_name_of_config(cfg) -> str:
+    for name, cls in MODELS.items():
+        if type(cfg) is cls.Config:
+            return name
+    raise ValueError(f"{type(cfg).__name__} is not the config of a registered model")
+
+
+__all__ = ["Batch", "GenerativeModel", "ModelConfig", "Phase", "Step", "StepOutput",
+           "get_model_class", "list_models", "model_name_of_config"]

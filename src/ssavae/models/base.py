@@ -2,43 +2,60 @@
 
 A model says *what* is optimized; the engine (``engine/``) says *how*:
 
-- ``groups()``: named sub-networks; ``param_groups()`` derives disjoint parameter lists from them.
-- ``phases()``: ordered training phases; each is a tuple of update ``Step``s (a step names the
-  groups its optimizer updates) and the groups it keeps frozen (eval mode, no gradients).
-- ``step_loss(step, batch)``: the scalar loss of one update step, plus detached logs.
-- inference: ``encode``, ``decode``, ``reconstruct``, ``sample`` and, for families with a
-  classifier, ``predict_proba``. Images come out in the data's range ([0, 1]).
+- ``groups() -> {name: nn.Module}``: disjoint, covering every trainable parameter.
+- ``phases() -> [Phase]``: a phase is an ordered tuple of ``Step``s plus the groups it freezes.
+  A step names the groups it trains, **its own loss** (a pure function of a ``Batch``) and **its
+  data** (``"mixed"``: the batch of labeled and unlabeled examples; ``"labeled"``: the batch also
+  carries ``x_lab, y_lab`` from a stream that cycles the labeled subset)::
+
+      Step("cls", groups=("enc", "cls"), loss=self.cls_loss, data="labeled")
+
+- Capabilities are declared on the class (``conditional``, ``has_classifier``,
+  ``has_likelihood``, ``class_sampling``, ``has_latent_classifier``) and read by evaluation,
+  the CLI and the estimator; a class that declares one must implement it (checked when the
+  class is defined).
+- Inference: ``encode(x, y=None)``, ``decode(z, y=None)``, ``reconstruct(x, y=None)``,
+  ``sample(n, y=None)``, ``predict_proba(x)``. A conditional family called without ``y``, or
+  ``y`` given to a family that is not, is a ``CapabilityError``. Outputs are in the data's range.
+  Sampling draws codes from the model's ``prior`` (a part, see ``nets/priors.py``).
+- Loss weights can follow a schedule read from the batch's counters (``model.schedules``).
+- Parts: ``parts={"enc": my_module}`` replaces a default network (``build_part``).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Literal, Optional
+import math
+from dataclasses import dataclass, field, fields
+from typing import Callable, ClassVar, Literal, Optional
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from .. import losses
 from ..data import DataInfo
-from ..nets import NetSpec
+from ..errors import CapabilityError
+from ..nets import NetSpec, Prior, StandardNormal
 
 
 @dataclass(frozen=True)
-class Step:
-    """One optimizer update: its name (used in logs and for its optimizer) and the groups it trains."""
+class Batch:
+    """What a step's loss receives. ``x, y``: the mixed batch (y = -1 where unlabeled);
+    ``x_lab, y_lab``: a batch of the labeled stream (only for steps with ``data="labeled"``);
+    ``step``: the run's global step, ``phase_step``: steps since this phase began (read-only
+    counters for schedules)."""
 
-    name: str
-    groups: tuple[str, ...]
+    x: torch.Tensor
+    y: torch.Tensor
+    x_lab: Optional[torch.Tensor] = None
+    y_lab: Optional[torch.Tensor] = None
+    step: int = 0
+    phase_step: int = 0
 
-
-@dataclass(frozen=True)
-class Phase:
-    """A stretch of training: per batch, run ``steps`` in order; ``frozen`` groups stay fixed."""
-
-    name: str
-    steps: tuple[Step, ...]
-    frozen: tuple[str, ...] = ()
-    epochs: Optional[int] = None  # None: the run's train.epochs
-    figures: bool = True  # sample/reconstruction grids after its epochs (no: nothing decodes yet)
+    def labeled(self) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.x_lab is None:
+            raise RuntimeError("this batch has no labeled stream: declare the step with "
+                               "data='labeled'")
+        return self.x_lab, self.y_lab
 
 
 @dataclass
@@ -47,35 +64,128 @@ class StepOutput:
     logs: dict[str, torch.Tensor] = field(default_factory=dict)  # detached scalars
 
 
+@dataclass(frozen=True)
+class Step:
+    """One optimizer update: its name (logs, optimizer, ``train.step_lr``), the groups it trains,
+    its loss, its data, and the groups its loss differentiates *through* without training them
+    (a generator's loss through the discriminator). No other group may receive its gradient."""
+
+    name: str
+    groups: tuple[str, ...]
+    loss: Callable[[Batch], StepOutput]
+    data: Literal["mixed", "labeled"] = "mixed"
+    through: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Phase:
+    """A stretch of training: per batch, run ``steps`` in order; ``frozen`` groups stay fixed
+    (eval mode, no gradients)."""
+
+    name: str
+    steps: tuple[Step, ...]
+    frozen: tuple[str, ...] = ()
+    epochs: Optional[int] = None  # None: the run's train.epochs
+    figures: bool = True  # sample/reconstruction grids after its epochs (no: nothing decodes yet)
+
+
+# ---------------------------------------------------------------------------- schedules
+
+SCHEDULE_KINDS = ("linear", "cosine")
+
+
+def schedule_factor(spec: dict, batch: Batch) -> float:
+    """Multiplier in [initial, 1] of a scheduled loss weight at this batch.
+
+    ``spec``: ``{kind: linear | cosine, steps: N, start: 0, initial: 0.0, counter: phase_step | step}``;
+    the weight is ``initial`` until ``start``, ramps to 1 over ``steps`` and stays there.
+    """
+    t = batch.phase_step if spec.get("counter", "phase_step") == "phase_step" else batch.step
+    p = min(max((t - spec.get("start", 0)) / spec["steps"], 0.0), 1.0)
+    if spec["kind"] == "cosine":
+        p = 0.5 * (1 - math.cos(math.pi * p))
+    initial = spec.get("initial", 0.0)
+    return initial + (1.0 - initial) * p
+
+
+def check_schedules(cfg) -> None:
+    """Each entry of ``model.schedules`` names a float field and a valid ramp."""
+    floats = {f.name for f in fields(cfg) if f.type in ("float", float)}
+    for name, spec in cfg.schedules.items():
+        where = f"model.schedules.{name}"
+        if name not in floats:
+            raise ValueError(f"{where}: {name!r} is not a loss weight of this family; "
+                             f"scheduled weights: {', '.join(sorted(floats))}")
+        if not isinstance(spec, dict) or spec.get("kind") not in SCHEDULE_KINDS:
+            raise ValueError(f"{where} needs kind: {' or '.join(SCHEDULE_KINDS)} and steps: N")
+        unknown = set(spec) - {"kind", "steps", "start", "initial", "counter"}
+        if unknown:
+            raise ValueError(f"{where}: unknown key(s) {sorted(unknown)}; valid: kind, steps, "
+                             "start, initial, counter")
+        if not isinstance(spec.get("steps"), int) or spec["steps"] < 1:
+            raise ValueError(f"{where}.steps must be an integer >= 1")
+        if spec.get("counter", "phase_step") not in ("phase_step", "step"):
+            raise ValueError(f"{where}.counter must be phase_step or step")
+
+
+# ---------------------------------------------------------------------------- configs
+
+
 @dataclass
 class ModelConfig:
-    """Fields every family shares (network sizes, likelihood); families subclass it."""
+    """Fields every family shares (network sizes, likelihood, schedules); families subclass it."""
 
     latent_dim: int = 20
     arch: Literal["auto", "conv", "mlp"] = "auto"
     channels: Optional[tuple[int, ...]] = None  # conv widths; null = 32, 64[, 128]
     hidden: int = 256
     mlp_hidden: tuple[int, ...] = (512, 256)
+    upsample: Literal["transposed", "resize"] = "transposed"  # conv decoders
     likelihood: Literal["auto", "bernoulli", "gaussian"] = "auto"  # auto: bernoulli for [0,1] data
+    # loss-weight ramps, e.g. {kl_weight: {kind: linear, steps: 2000}} (see schedule_factor)
+    schedules: dict = field(default_factory=dict)
 
     def net_spec(self) -> NetSpec:
-        return NetSpec(self.arch, self.channels, self.hidden, self.mlp_hidden)
+        return NetSpec(self.arch, self.channels, self.hidden, self.mlp_hidden, self.upsample)
 
     def validate(self) -> None:
         if self.latent_dim < 1:
             raise ValueError(f"model.latent_dim must be >= 1, got {self.latent_dim}")
+        check_schedules(self)
+
+
+# ---------------------------------------------------------------------------- the base class
 
 
 class GenerativeModel(nn.Module):
-    """Base class of every family. Subclasses set ``Config`` and implement the contract."""
+    """Base class of every family. Subclasses set ``Config``, declare their capabilities and
+    implement the contract."""
 
     name: str = "?"  # set by @register
     Config: type = ModelConfig
+    # capabilities: read everywhere instead of guessing with hasattr
+    conditional: ClassVar[bool] = False  # encode/decode/reconstruct/sample need y
+    class_sampling: ClassVar[bool] = False  # sample(n, y) draws class y (conditional ones do)
+    has_classifier: ClassVar[bool] = False  # predict_proba(x)
+    has_latent_classifier: ClassVar[bool] = False  # predict_proba_latent(z) (decision regions)
+    has_likelihood: ClassVar[bool] = False  # log_likelihood(x, k), negative_elbo(x)
 
-    def __init__(self, cfg: ModelConfig, info: DataInfo):
+    _REQUIRES = {"has_classifier": ("_predict_proba",),
+                 "has_latent_classifier": ("_predict_proba_latent",),
+                 "has_likelihood": ("_log_likelihood", "_negative_elbo")}
+
+    def __init_subclass__(cls, **kw):
+        super().__init_subclass__(**kw)
+        for cap, methods in GenerativeModel._REQUIRES.items():
+            for method in methods:
+                if getattr(cls, cap) and getattr(cls, method) is getattr(GenerativeModel, method):
+                    raise TypeError(f"{cls.__name__} declares {cap} but does not implement {method}")
+
+    def __init__(self, cfg: ModelConfig, info: DataInfo, parts: Optional[dict[str, nn.Module]] = None):
         super().__init__()
         self.cfg = cfg
         self.info = info
+        self._parts = dict(parts or {})
         lik = cfg.likelihood
         if lik == "auto":
             lik = "bernoulli" if info.unit_range else "gaussian"
@@ -83,8 +193,20 @@ class GenerativeModel(nn.Module):
             raise ValueError("model.likelihood='bernoulli' needs data in [0, 1]; this data is not: "
                              "use 'gaussian' or rescale the data")
         self.likelihood = lik
+        self.prior: Prior = StandardNormal(cfg.latent_dim)
         # a buffer tells the model's device without a parameter lookup
         self.register_buffer("_device_probe", torch.zeros(()), persistent=False)
+
+    def build_part(self, name: str, default: Callable[[], nn.Module]) -> nn.Module:
+        """The user's module for part ``name`` if one was passed in ``parts``, else ``default()``.
+        A user part must take the same call as the default it replaces (see docs/design.md)."""
+        return self._parts.pop(name) if name in self._parts else default()
+
+    def check_parts_used(self) -> None:
+        """Families call this at the end of ``__init__``: a misspelled part name is an error."""
+        if self._parts:
+            raise ValueError(f"{type(self).__name__} has no part(s) {sorted(self._parts)}; "
+                             f"its parts are {sorted(self.groups())}")
 
     # ------------------------------------------------------------------ the training contract
     def groups(self) -> dict[str, nn.Module]:
@@ -96,11 +218,14 @@ class GenerativeModel(nn.Module):
     def phases(self) -> list[Phase]:
         raise NotImplementedError
 
-    def step_loss(self, step: str, batch: tuple[torch.Tensor, torch.Tensor]) -> StepOutput:
-        raise NotImplementedError
-
     def on_phase_start(self, phase: str) -> None:
         """Called once when a phase begins (not when a run resumes inside it)."""
+
+    def weight(self, name: str, batch: Batch) -> float:
+        """The config's loss weight ``name`` at this batch, with its schedule if one is set."""
+        value = float(getattr(self.cfg, name))
+        spec = self.cfg.schedules.get(name)
+        return value * schedule_factor(spec, batch) if spec else value
 
     # ------------------------------------------------------------------ shared helpers
     @property
@@ -110,6 +235,10 @@ class GenerativeModel(nn.Module):
     @property
     def num_classes(self) -> int:
         return self.info.num_classes
+
+    def one_hot(self, y: torch.Tensor) -> torch.Tensor:
+        """(B,) labels in 0..K-1 -> (B, K) float one-hots."""
+        return F.one_hot(y, self.num_classes).float()
 
     def nll(self, x_logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """-log p(x | decoder output) per example, by the configured likelihood (unit variance
@@ -122,9 +251,21 @@ class GenerativeModel(nn.Module):
         """Decoder output -> the mean image/vector in the data's range."""
         return torch.sigmoid(x_logits) if self.likelihood == "bernoulli" else x_logits
 
-    def check_batch(self, batch) -> None:
-        """Sanity check of the first batch: explains shape, range and label errors."""
-        x, y = batch
+    @staticmethod
+    def frozen(module: nn.Module) -> Callable:
+        """``module`` as a fixed function: gradients reach its inputs, never its weights, even if
+        they require grad (step 2 of SSAVAE differentiates through its frozen encoder)."""
+        from torch.func import functional_call
+
+        params = {k: v.detach() for k, v in module.named_parameters()}
+
+        def call(*args, **kwargs):
+            return functional_call(module, params, args, kwargs)
+
+        return call
+
+    def check_batch(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        """Sanity check of a first batch: explains shape, range and label errors."""
         want = tuple(self.info.shape)
         if tuple(x.shape[1:]) != want:
             raise ValueError(f"batch of shape {tuple(x.shape)} does not fit the model built for "
@@ -138,25 +279,99 @@ class GenerativeModel(nn.Module):
             raise ValueError(f"labels range over [{int(y.min())}, {int(y.max())}]; allowed are "
                              f"0..{self.num_classes - 1} and -1 for unlabeled")
 
+    def _check_y(self, y: Optional[torch.Tensor], what: str, n: int,
+                 allowed: bool) -> Optional[torch.Tensor]:
+        """``y`` for ``what``: required (conditional families), allowed, or refused."""
+        if y is None:
+            if self.conditional:
+                raise CapabilityError(f"{self.name} is conditional: {what} needs y, one label "
+                                      f"in 0..{self.num_classes - 1} per row")
+            return None
+        if not allowed:
+            raise CapabilityError(f"{self.name} is not conditional: {what} takes no y")
+        y = torch.as_tensor(y, device=self.device).long()
+        if y.shape != (n,) or (n and (y.min() < 0 or y.max() >= self.num_classes)):
+            raise CapabilityError(f"{what}: y must hold {n} labels in 0..{self.num_classes - 1}, "
+                                  f"got shape {tuple(y.shape)}")
+        return y
+
+    def _require(self, capability: str, what: str) -> None:
+        if not getattr(self, capability):
+            raise CapabilityError(f"{self.name} has no {capability.removeprefix('has_')}: "
+                                  f"{what} does not apply")
+
     # ------------------------------------------------------------------ inference API
-    # Defaults for families with ``self.enc`` (GaussianEncoder) and ``self.dec`` (Decoder).
     @torch.no_grad()
     def encode(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> torch.Tensor:
-        """x (B, *shape) in the data's range -> the posterior mean code (B, latent_dim)."""
-        return self.enc(x)[0]
+        """x (B, *shape) in the data's range -> codes (B, latent_dim) (posterior means)."""
+        return self._encode(x, self._check_y(y, "encode", len(x), self.conditional))
 
     @torch.no_grad()
     def decode(self, z: torch.Tensor, y: Optional[torch.Tensor] = None) -> torch.Tensor:
         """z (B, latent_dim) -> mean images (B, *shape) in the data's range."""
-        return self.to_data_range(self.dec(z))
+        return self.to_data_range(self._decode(z, self._check_y(y, "decode", len(z), self.conditional)))
 
     @torch.no_grad()
-    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
-        return self.decode(self.encode(x))
+    def reconstruct(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> torch.Tensor:
+        y = self._check_y(y, "reconstruct", len(x), self.conditional)
+        return self.to_data_range(self._decode(self._encode(x, y), y))
 
     @torch.no_grad()
     def sample(self, n: int, y: Optional[torch.Tensor] = None,
                generator: Optional[torch.Generator] = None) -> torch.Tensor:
-        """n draws from the prior, decoded: (n, *shape)."""
-        z = torch.randn(n, self.cfg.latent_dim, generator=generator).to(self.device)
-        return self.decode(z, y)
+        """n draws from the prior, decoded: (n, *shape); with ``y`` (n,) draws of those classes
+        (conditional and class-sampling families)."""
+        y = self._check_y(y, "sample", n, self.conditional or self.class_sampling)
+        z = self.sample_codes(n, y, generator)
+        return self.to_data_range(self._decode(z, y if self.conditional else None))
+
+    def sample_codes(self, n: int, y: Optional[torch.Tensor],
+                     generator: Optional[torch.Generator]) -> torch.Tensor:
+        """Codes for ``sample``; by default from the prior (y picks its mode where it has modes)."""
+        return self.prior.sample(n, y if self.prior.num_modes else None, generator)
+
+    @torch.no_grad()
+    def predict_proba(self, x: torch.Tensor) -> torch.Tensor:
+        """p(y | x): (B, K), rows sum to 1."""
+        self._require("has_classifier", "predict_proba")
+        return self._predict_proba(x)
+
+    @torch.no_grad()
+    def predict_proba_latent(self, z: torch.Tensor) -> torch.Tensor:
+        """p(y | z) for codes (B, latent_dim): the decision regions of a latent map."""
+        self._require("has_latent_classifier", "predict_proba_latent")
+        return self._predict_proba_latent(z)
+
+    @torch.no_grad()
+    def log_likelihood(self, x: torch.Tensor, k: int = 1000) -> torch.Tensor:
+        """Importance-weighted estimate of log p(x) with k samples, (B,)."""
+        self._require("has_likelihood", "log_likelihood")
+        return self._log_likelihood(x, k)
+
+    @torch.no_grad()
+    def negative_elbo(self, x: torch.Tensor) -> torch.Tensor:
+        """-ELBO per example (B,), in nats (KL weight 1)."""
+        self._require("has_likelihood", "negative_elbo")
+        return self._negative_elbo(x)
+
+    # Implementations. Defaults serve families with ``self.enc`` (GaussianEncoder) and
+    # ``self.dec`` (Decoder); conditional ones receive y and pass one-hots.
+    def _encode(self, x: torch.Tensor, y: Optional[torch.Tensor]) -> torch.Tensor:
+        cond = self.one_hot(y) if y is not None else None
+        return self.enc(x, cond)[0]
+
+    def _decode(self, z: torch.Tensor, y: Optional[torch.Tensor]) -> torch.Tensor:
+        """Decoder output (logits for Bernoulli data)."""
+        return self.dec(z, self.one_hot(y) if y is not None else None)
+
+    def _predict_proba(self, x):
+        raise NotImplementedError
+
+    def _predict_proba_latent(self, z):
+        raise NotImplementedError
+
+    def _log_likelihood(self, x, k):
+        raise NotImplementedError
+
+    def _negative_elbo(self, x):
+        raise NotImplementedError

@@ -8,7 +8,11 @@ Step 1, the Variational Encoder Classifier (VEC)::
     q(z | x) = N(mu(x), diag sigma^2(x));   z = mu + sigma * eps
     p(y | z) = Cat(softmax(Cls(z)))                         (Cls(mu) at test time)
     L_VEC = vec_recon_weight * nll(x | Aux(z)) + kl_weight * KL(q(z|x) || N(0, I))
-            + lambda_cls * CE(Cls(z), y)                    (CE only where y != -1)
+            + lambda_cls * CE(Cls(z), y)
+
+KL and the auxiliary term run on the mixed batch; CE on its labeled examples plus a batch of
+the labeled stream (``train.labeled_batch_size``), so the classifier learns at full strength
+however few labels there are.
 
 Step 2, the decoder, with Enc and Cls frozen::
 
@@ -28,21 +32,19 @@ from dataclasses import dataclass
 from typing import Literal, Optional
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 
 from .. import losses
 from ..nets import Classifier, Decoder, Discriminator, GaussianEncoder, NetSpec
 from ..registry import register
-from .base import GenerativeModel, ModelConfig, Phase, Step, StepOutput
+from .base import Batch, GenerativeModel, ModelConfig, Phase, Step, StepOutput
 
 
 @dataclass
 class SSAVAEConfig(ModelConfig):
     latent_dim: int = 100  # the paper's K_z (2 for the latent maps, 100 otherwise)
-    # ---- step 1: the VEC
+    # ---- step 1: the VEC (kl_weight and lambda_cls can follow model.schedules)
     kl_weight: float = 0.01  # literal KL + CE collapses the code (METHODS.md measurements)
-    kl_warmup_steps: int = 0  # ramp kl_weight linearly from 0 over this many VEC steps
     lambda_cls: float = 1.0
     cls_input: Literal["z", "mu"] = "z"  # what Cls sees in training (always mu at test)
     cls_hidden: tuple[int, ...] = (256, 256)  # the classifier MLP on the code
@@ -50,7 +52,7 @@ class SSAVAEConfig(ModelConfig):
     decoder_init: Literal["random", "aux"] = "random"  # step-2 decoder starts from Aux?
     vec_epochs: Optional[int] = None  # epochs of step 1; null = train.epochs
     # ---- step 2: the decoder
-    beta: float = 0.005  # adversarial weight
+    beta: float = 0.005  # adversarial weight (0: no discriminator at all)
     gamma: float = 0.1  # latent weight
     feature_layers: Optional[tuple[int, ...]] = None  # encoder hidden layers (index); null = all
     feature_weights: Optional[tuple[float, ...]] = None  # w_l per chosen layer; null = all 1
@@ -58,6 +60,7 @@ class SSAVAEConfig(ModelConfig):
     pixel_weight: float = 0.0  # optional pixel NLL added to L_rec
     latent_reduction: Literal["mean", "sum"] = "mean"  # over latent dimensions
     prior_fakes: bool = True  # also show Dec(z_p), z_p ~ N(0, I), to Dis and to L_latent
+    disc_spectral_norm: bool = False  # spectral normalization in the discriminator
     decoder_epochs: Optional[int] = None  # epochs of step 2; null = train.epochs
 
     def validate(self) -> None:
@@ -79,20 +82,23 @@ class SSAVAE(GenerativeModel):
     """Semi-Supervised Adversarial VAE (Zemouri 2020): VEC, then an adversarial decoder."""
 
     Config = SSAVAEConfig
-    conditional = True  # sample(n, y) draws codes the classifier assigns to class y
+    has_classifier = True
+    has_latent_classifier = True
+    class_sampling = True  # sample(n, y): prior draws the classifier assigns to class y
 
-    def __init__(self, cfg: SSAVAEConfig, info):
-        super().__init__(cfg, info)
+    def __init__(self, cfg: SSAVAEConfig, info, parts=None):
+        super().__init__(cfg, info, parts)
         spec = cfg.net_spec()
-        self.enc = GaussianEncoder(info.shape, cfg.latent_dim, spec)
-        self.cls = Classifier((cfg.latent_dim,), info.num_classes,
-                              NetSpec("mlp", None, cfg.cls_hidden[-1], cfg.cls_hidden[:-1]))
-        self.aux = Decoder(info.shape, cfg.latent_dim, spec) if cfg.vec_recon_weight > 0 else None
-        self.dec = Decoder(info.shape, cfg.latent_dim, spec)
-        self.disc = Discriminator(info.shape, spec)
-        self.register_buffer("vec_steps", torch.zeros((), dtype=torch.long))
-        # the encoder's hidden layers: every body block (Flatten is not a layer) and its dense layer
-        n_layers = sum(not isinstance(b, nn.Flatten) for b in self.enc.trunk.body.blocks) + 1
+        self.enc = self.build_part("enc", lambda: GaussianEncoder(info.shape, cfg.latent_dim, spec))
+        self.cls = self.build_part("cls", lambda: Classifier(
+            (cfg.latent_dim,), info.num_classes, NetSpec("mlp", None, cfg.cls_hidden[-1], cfg.cls_hidden[:-1])))
+        self.aux = self.build_part("aux", lambda: Decoder(info.shape, cfg.latent_dim, spec)) \
+            if cfg.vec_recon_weight > 0 else None
+        self.dec = self.build_part("dec", lambda: Decoder(info.shape, cfg.latent_dim, spec))
+        self.disc = self.build_part("disc", lambda: Discriminator(
+            info.shape, spec, spectral_norm=cfg.disc_spectral_norm)) if cfg.beta > 0 else None
+        self.check_parts_used()
+        n_layers = self.enc.trunk.n_features
         layers = cfg.feature_layers if cfg.feature_layers is not None else tuple(range(n_layers))
         if any(not 0 <= i < n_layers for i in layers):
             raise ValueError(f"model.feature_layers must index the encoder's {n_layers} hidden "
@@ -101,20 +107,23 @@ class SSAVAE(GenerativeModel):
 
     # ------------------------------------------------------------------ contract
     def groups(self):
-        g = {"enc": self.enc, "cls": self.cls, "dec": self.dec, "disc": self.disc}
+        g = {"enc": self.enc, "cls": self.cls, "dec": self.dec}
         if self.aux is not None:
             g["aux"] = self.aux
+        if self.disc is not None:
+            g["disc"] = self.disc
         return g
 
     def phases(self):
         c = self.cfg
         vec_groups = ("enc", "cls") + (("aux",) if self.aux is not None else ())
-        dec_steps = (Step("disc", ("disc",)),) if c.beta > 0 else ()
+        adversarial = self.disc is not None
+        dec_steps = (Step("disc", ("disc",), self.disc_loss),) if adversarial else ()
+        dec_steps += (Step("dec", ("dec",), self.dec_loss, through=("disc",) if adversarial else ()),)
         return [
-            Phase("vec", (Step("vec", vec_groups),), epochs=c.vec_epochs,
-                  figures=self.aux is not None),
-            Phase("decoder", dec_steps + (Step("dec", ("dec",)),), frozen=vec_groups,
-                  epochs=c.decoder_epochs),
+            Phase("vec", (Step("vec", vec_groups, self.vec_loss, data="labeled"),),
+                  epochs=c.vec_epochs, figures=self.aux is not None),
+            Phase("decoder", dec_steps, frozen=vec_groups, epochs=c.decoder_epochs),
         ]
 
     def on_phase_start(self, phase: str) -> None:
@@ -122,49 +131,42 @@ class SSAVAE(GenerativeModel):
         if phase == "decoder" and self.cfg.decoder_init == "aux":
             self.dec.load_state_dict(copy.deepcopy(self.aux.state_dict()))
 
-    def step_loss(self, step, batch):
-        return {"vec": self._vec_loss, "disc": self._disc_loss, "dec": self._dec_loss}[step](*batch)
-
     # ------------------------------------------------------------------ step 1
-    def kl_weight_now(self) -> float:
+    def vec_loss(self, batch: Batch) -> StepOutput:
         c = self.cfg
-        if c.kl_warmup_steps <= 0:
-            return c.kl_weight
-        return c.kl_weight * min(1.0, float(self.vec_steps) / c.kl_warmup_steps)
-
-    def _vec_loss(self, x, y) -> StepOutput:
-        c = self.cfg
-        mu, logvar = self.enc(x)  # (B, latent_dim) each
+        x_lab, y_lab = batch.labeled()
+        n = len(batch.x)
+        x = torch.cat([batch.x, x_lab])  # one encoder pass: mixed batch, then labeled stream
+        y = torch.cat([batch.y, y_lab])
+        mu, logvar = self.enc(x)  # (n + n_lab, latent_dim) each
         z = losses.reparameterize(mu, logvar)
-        logits = self.cls(z if c.cls_input == "z" else mu)  # (B, K)
-        kl = losses.gaussian_kl(mu, logvar)  # (B,)
-        ce = losses.masked_cross_entropy(logits, y)  # (B,), 0 where unlabeled
-        # KL is averaged over all examples, CE over the labeled ones only, so a batch with few
-        # labels still gives the classifier a full-strength signal (and one with none, zero).
-        cls_ce = losses.labeled_mean(ce, y)
-        loss = self.kl_weight_now() * kl.mean() + c.lambda_cls * cls_ce
+        logits = self.cls(z if c.cls_input == "z" else mu)  # (n + n_lab, K)
+        kl = losses.gaussian_kl(mu[:n], logvar[:n])  # (n,): the mixed batch only
+        # CE averages over every labeled example present (the mixed batch's and the stream's)
+        cls_ce = losses.labeled_mean(losses.masked_cross_entropy(logits, y), y)
+        loss = self.weight("kl_weight", batch) * kl.mean() + self.weight("lambda_cls", batch) * cls_ce
         logs = {"kl": kl.mean().detach(), "cls_ce": cls_ce.detach()}
         if self.aux is not None:
-            recon = self.nll(self.aux(z), x)
-            loss = loss + c.vec_recon_weight * recon.mean()
+            recon = self.nll(self.aux(z[:n]), batch.x)
+            loss = loss + self.weight("vec_recon_weight", batch) * recon.mean()
             logs["recon"] = recon.mean().detach()
         labeled = y >= 0
-        if labeled.any():
-            logs["acc"] = (logits.argmax(1)[labeled] == y[labeled]).float().mean().detach()
-        self.vec_steps += 1
+        logs["acc"] = (logits.argmax(1)[labeled] == y[labeled]).float().mean().detach()
         logs["loss"] = loss.detach()
         return StepOutput(loss, logs)
 
     # ------------------------------------------------------------------ step 2
     def _codes(self, x: torch.Tensor):
-        """Frozen encoder: z ~ q(z|x), the input's hidden features, and prior codes z_p."""
+        """Frozen encoder: z ~ q(z|x), the input's hidden features, and prior codes z_p, all
+        constants of step 2 (no graph)."""
         with torch.no_grad():
             mu, logvar, feats = self.enc(x, return_features=True)
             z = losses.reparameterize(mu, logvar)
-        z_p = torch.randn_like(z) if self.cfg.prior_fakes else None
+        z_p = self.prior.sample(len(z)) if self.cfg.prior_fakes else None
         return z, [feats[i] for i in self.feature_layers], z_p
 
-    def _disc_loss(self, x, y) -> StepOutput:
+    def disc_loss(self, batch: Batch) -> StepOutput:
+        x = batch.x
         z, _, z_p = self._codes(x)
         with torch.no_grad():  # fakes shown to Dis are detached from the decoder
             fakes = [self.to_data_range(self.dec(z))]
@@ -176,51 +178,51 @@ class SSAVAE(GenerativeModel):
         return StepOutput(loss, {"d_loss": loss.detach(),
                                  "d_real": torch.sigmoid(real_logit).mean().detach()})
 
-    def _dec_loss(self, x, y) -> StepOutput:
+    def dec_loss(self, batch: Batch) -> StepOutput:
         c = self.cfg
+        x = batch.x
         z, feats_x, z_p = self._codes(x)
+        enc = self.frozen(self.enc)  # gradients pass through the encoder to x_hat, not into it
         x_logits = self.dec(z)  # (B, *shape)
         x_hat = self.to_data_range(x_logits)
-        mu_hat, _, feats_hat = self.enc(x_hat, return_features=True)  # frozen weights, live graph
+        mu_hat, _, feats_hat = enc(x_hat, return_features=True)
         rec = losses.feature_distance(feats_x, [feats_hat[i] for i in self.feature_layers],
                                       c.feature_weights, c.feature_reduction)  # (B,)
         if c.pixel_weight:
-            rec = rec + c.pixel_weight * self.nll(x_logits, x)
-        adv = losses.gan_g_loss(self.disc(x_hat)[0])  # (B,)
+            rec = rec + self.weight("pixel_weight", batch) * self.nll(x_logits, x)
         lat = losses.squared_error(mu_hat, z, c.latent_reduction)  # (B,)
         if z_p is not None:
             x_p = self.to_data_range(self.dec(z_p))
-            mu_p = self.enc(x_p)[0]
-            adv = 0.5 * (adv + losses.gan_g_loss(self.disc(x_p)[0]))
-            lat = 0.5 * (lat + losses.squared_error(mu_p, z_p, c.latent_reduction))
-        loss = (rec + c.beta * adv + c.gamma * lat).mean()
-        return StepOutput(loss, {"loss": loss.detach(), "rec": rec.mean().detach(),
-                                 "adv": adv.mean().detach(), "latent": lat.mean().detach()})
+            lat = 0.5 * (lat + losses.squared_error(enc(x_p)[0], z_p, c.latent_reduction))
+        loss = rec + self.weight("gamma", batch) * lat
+        logs = {"rec": rec.mean().detach(), "latent": lat.mean().detach()}
+        if self.disc is not None:
+            adv = losses.gan_g_loss(self.disc(x_hat)[0])  # (B,)
+            if z_p is not None:
+                adv = 0.5 * (adv + losses.gan_g_loss(self.disc(x_p)[0]))
+            loss = loss + self.weight("beta", batch) * adv
+            logs["adv"] = adv.mean().detach()
+        loss = loss.mean()
+        logs["loss"] = loss.detach()
+        return StepOutput(loss, logs)
 
     # ------------------------------------------------------------------ inference
-    @torch.no_grad()
-    def predict_proba(self, x: torch.Tensor) -> torch.Tensor:
-        """p(y | x) = softmax(Cls(mu(x))): (B, K), rows sum to 1."""
+    def _predict_proba(self, x):
+        """p(y | x) = softmax(Cls(mu(x)))."""
         return F.softmax(self.cls(self.enc(x)[0]), dim=-1)
 
-    @torch.no_grad()
-    def predict_proba_latent(self, z: torch.Tensor) -> torch.Tensor:
-        """p(y | z) for codes z (B, latent_dim): the decision regions of the latent map."""
+    def _predict_proba_latent(self, z):
         return F.softmax(self.cls(z), dim=-1)
 
-    @torch.no_grad()
-    def sample(self, n: int, y: Optional[torch.Tensor] = None,
-               generator: Optional[torch.Generator] = None) -> torch.Tensor:
-        """Prior samples; with labels y (n,), the prior draws the classifier is surest are of
-        class y[i] (the best of 32 candidates per requested image)."""
+    def sample_codes(self, n, y, generator):
+        """Prior draws; with labels y (n,), the draws the classifier is surest are of class
+        y[i] (the best of 32 candidates per requested image)."""
         if y is None:
-            return super().sample(n, generator=generator)
-        y = torch.as_tensor(y).to(self.device)
-        cand = torch.randn(32 * n, self.cfg.latent_dim, generator=generator).to(self.device)
+            return self.prior.sample(n, generator=generator)
+        cand = self.prior.sample(32 * n, generator=generator)
         logp = F.log_softmax(self.cls(cand), -1)  # (32n, K)
-        z = torch.empty(n, self.cfg.latent_dim, device=self.device)
+        z = torch.empty(n, self.cfg.latent_dim, device=cand.device)
         for k in y.unique():
             rows = (y == k).nonzero().squeeze(1)
-            best = logp[:, k].topk(len(rows)).indices
-            z[rows] = cand[best]
-        return self.decode(z)
+            z[rows] = cand[logp[:, k].topk(len(rows)).indices]
+        return z

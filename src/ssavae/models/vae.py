@@ -19,30 +19,34 @@ import torch
 from .. import losses
 from ..nets import Decoder, GaussianEncoder
 from ..registry import register
-from .base import GenerativeModel, ModelConfig, Phase, Step, StepOutput
+from .base import Batch, GenerativeModel, ModelConfig, Phase, Step, StepOutput
 
 
 @dataclass
 class VAEConfig(ModelConfig):
     latent_dim: int = 20
-    kl_weight: float = 1.0  # 1 = the ELBO; other values give a beta-VAE
+    kl_weight: float = 1.0  # 1 = the ELBO; other values give a beta-VAE (schedulable)
 
 
 @register("vae")
 class VAE(GenerativeModel):
-    Config = VAEConfig
+    """VAE (Kingma & Welling 2014): Gaussian encoder, decoder, N(0, I) prior."""
 
-    def __init__(self, cfg: VAEConfig, info):
-        super().__init__(cfg, info)
+    Config = VAEConfig
+    has_likelihood = True
+
+    def __init__(self, cfg: VAEConfig, info, parts=None):
+        super().__init__(cfg, info, parts)
         spec = cfg.net_spec()
-        self.enc = GaussianEncoder(info.shape, cfg.latent_dim, spec)
-        self.dec = Decoder(info.shape, cfg.latent_dim, spec)
+        self.enc = self.build_part("enc", lambda: GaussianEncoder(info.shape, cfg.latent_dim, spec))
+        self.dec = self.build_part("dec", lambda: Decoder(info.shape, cfg.latent_dim, spec))
+        self.check_parts_used()
 
     def groups(self):
         return {"enc": self.enc, "dec": self.dec}
 
     def phases(self):
-        return [Phase("train", (Step("vae", ("enc", "dec")),))]
+        return [Phase("train", (Step("vae", ("enc", "dec"), self.vae_loss),))]
 
     def elbo_terms(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-example reconstruction NLL and KL, both (B,), with one z ~ q(z|x)."""
@@ -50,22 +54,18 @@ class VAE(GenerativeModel):
         z = losses.reparameterize(mu, logvar)
         return self.nll(self.dec(z), x), losses.gaussian_kl(mu, logvar)
 
-    def step_loss(self, step, batch):
-        x, _ = batch
-        recon, kl = self.elbo_terms(x)
-        loss = (recon + self.cfg.kl_weight * kl).mean()
+    def vae_loss(self, batch: Batch) -> StepOutput:
+        recon, kl = self.elbo_terms(batch.x)
+        loss = (recon + self.weight("kl_weight", batch) * kl).mean()
         return StepOutput(loss, {"loss": loss.detach(), "recon": recon.mean().detach(),
                                  "kl": kl.mean().detach()})
 
-    @torch.no_grad()
-    def negative_elbo(self, x: torch.Tensor) -> torch.Tensor:
-        """-ELBO per example (B,), in nats (always with KL weight 1)."""
+    def _negative_elbo(self, x):
         recon, kl = self.elbo_terms(x)
         return recon + kl
 
-    @torch.no_grad()
-    def log_likelihood(self, x: torch.Tensor, k: int = 1000, chunk: int = 100) -> torch.Tensor:
-        """Importance-weighted estimate of log p(x) with k samples, (B,) (Burda et al. 2016)."""
+    def _log_likelihood(self, x, k, chunk: int = 100):
+        """Importance-weighted estimate of log p(x) (Burda et al. 2016)."""
         mu, logvar = self.enc(x)
         log_w = []
         for start in range(0, k, chunk):
@@ -73,7 +73,7 @@ class VAE(GenerativeModel):
             z = losses.reparameterize(mu.expand(n, *mu.shape), logvar.expand(n, *logvar.shape))
             zf = z.reshape(-1, z.shape[-1])  # (n*B, latent_dim)
             xf = x.expand(n, *x.shape).reshape(-1, *x.shape[1:])
-            lw = (-self.nll(self.dec(zf), xf) + losses.log_normal(zf)
+            lw = (-self.nll(self.dec(zf), xf) + self.prior.log_prob(zf)
                   - losses.log_normal(zf, mu.repeat(n, 1), logvar.repeat(n, 1)))
             log_w.append(lw.view(n, -1))
         return losses.iwae_bound(torch.cat(log_w))

@@ -1,6 +1,9 @@
-"""Encoders, decoders, discriminators and classifiers shared by every family."""
-from .parts import (Body, Classifier, Decoder, Discriminator, GaussianEncoder, NetSpec,
-                    conv_stages)
+"""Network parts shared by every family: trunks with named heads, encoders, decoders,
+discriminators, classifiers and latent priors."""
+from .parts import (Body, Classifier, Decoder, DeterministicEncoder, Discriminator, GaussianEncoder,
+                    NetSpec, Trunk, apply_spectral_norm, conv_stages)
+from .priors import Categorical, GaussianMixture, Prior, StandardNormal, SwissRoll, make_prior
 
-__all__ = ["Body", "Classifier", "Decoder", "Discriminator", "GaussianEncoder", "NetSpec",
-           "conv_stages"]
+__all__ = ["Body", "Categorical", "Classifier", "Decoder", "DeterministicEncoder", "Discriminator",
+           "GaussianEncoder", "GaussianMixture", "NetSpec", "Prior", "StandardNormal", "SwissRoll",
+           "Trunk", "apply_spectral_norm", "conv_stages", "make_prior"]

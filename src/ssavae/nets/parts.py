@@ -2,10 +2,16 @@
 
 Bodies turn an input into a list of hidden activations (the last one flat); heads sit on top:
 
+- ``Trunk``: x [, cond] -> hidden activations and named linear heads (the shared piece)
 - ``GaussianEncoder``: x [, cond] -> (mu, logvar) [, hidden activations]   (q(z|x))
+- ``DeterministicEncoder``: x [, cond] -> z [, hidden activations]          (AAE encoders)
 - ``Decoder``: z [, cond] -> logits of x, shaped like the data                (p(x|z))
 - ``Discriminator``: x [, cond] -> (logit(s), hidden activations)            (GAN critics)
 - ``Classifier``: x or z -> K logits
+
+Conditions come in two shapes: a vector ``cond`` (e.g. a one-hot label, ``cond_dim``) joins the
+flat features before the dense layer (or ``z`` in a decoder); an image-shaped condition
+(``cond_channels``, e.g. the observed half of an image) is concatenated to ``x`` as channels.
 
 ``arch="conv"`` suits square images whose side halves down to at most 7 (28 -> 14 -> 7,
 32 -> 16 -> 8 -> 4); ``arch="mlp"`` works for any shape, feature vectors included. No batch
@@ -31,6 +37,7 @@ class NetSpec:
     channels: Optional[tuple[int, ...]] = None  # conv widths per stride-2 stage; None = auto
     hidden: int = 256  # width of the dense layer after the conv stack
     mlp_hidden: tuple[int, ...] = (512, 256)  # dense widths of MLP bodies
+    upsample: Literal["transposed", "resize"] = "transposed"  # decoder: ConvTranspose or resize-conv
 
     def resolve(self, shape: Sequence[int]) -> "NetSpec":
         arch = self.arch
@@ -48,8 +55,8 @@ class NetSpec:
             if len(channels) != n:
                 raise ValueError(f"model.channels needs {n} widths for shape {tuple(shape)}, "
                                  f"got {len(channels)}")
-            return NetSpec("conv", tuple(channels), self.hidden, self.mlp_hidden)
-        return NetSpec("mlp", None, self.hidden, self.mlp_hidden)
+            return NetSpec("conv", tuple(channels), self.hidden, self.mlp_hidden, self.upsample)
+        return NetSpec("mlp", None, self.hidden, self.mlp_hidden, self.upsample)
 
 
 def conv_stages(shape: Sequence[int]) -> int:
@@ -101,16 +108,47 @@ class Body(nn.Module):
         return feats
 
 
-class _Trunk(nn.Module):
-    """Body, optional condition concatenated to its flat output, then one dense layer."""
+def _with_channels(shape: Sequence[int], extra: int) -> tuple[int, ...]:
+    return (shape[0] + extra, *shape[1:]) if extra else tuple(shape)
 
-    def __init__(self, shape, spec: NetSpec, cond_dim: int):
+
+class Trunk(nn.Module):
+    """The shared piece of every network that reads data: a body, an optional condition, one
+    dense layer, then named linear heads.
+
+    ``heads={"mu": 20, "logvar": 20}`` gives ``forward(x) -> {"mu": (B, 20), "logvar": (B, 20)}``;
+    ``features(x)`` gives the hidden activations ``[h_1, ..., h_L]`` (the last is the dense layer's
+    output, (B, hidden)). A two-head encoder (categorical y + Gaussian z) is one Trunk with heads
+    ``y_logits``, ``mu`` and ``logvar``.
+    """
+
+    def __init__(self, shape: Sequence[int], spec: NetSpec = NetSpec(),
+                 heads: Optional[dict[str, int]] = None, cond_dim: int = 0,
+                 cond_channels: int = 0, spectral_norm: bool = False):
         super().__init__()
-        self.body = Body(shape, spec)
-        self.cond_dim = cond_dim
+        if cond_channels and len(shape) != 3:
+            raise ValueError("an image-shaped condition (cond_channels) needs image data (C, H, W)")
+        self.shape = tuple(shape)
+        self.cond_dim, self.cond_channels = cond_dim, cond_channels
+        self.body = Body(_with_channels(shape, cond_channels), spec)
+        self.out_dim = spec.hidden
         self.fc = nn.Sequential(nn.Linear(self.body.out_dim + cond_dim, spec.hidden), act())
+        self.heads = nn.ModuleDict({k: nn.Linear(spec.hidden, n) for k, n in (heads or {}).items()})
+        if spectral_norm:
+            apply_spectral_norm(self)
 
-    def forward(self, x, cond=None) -> list[torch.Tensor]:
+    @property
+    def n_features(self) -> int:
+        """How many hidden activations ``features`` returns (body blocks + the dense layer)."""
+        return sum(not isinstance(b, nn.Flatten) for b in self.body.blocks) + 1
+
+    def features(self, x: torch.Tensor, cond: Optional[torch.Tensor] = None,
+                 cond_image: Optional[torch.Tensor] = None) -> list[torch.Tensor]:
+        if self.cond_channels:
+            if cond_image is None:
+                raise ValueError("this network reads an image-shaped condition: pass cond_image "
+                                 f"(B, {self.cond_channels}, H, W)")
+            x = torch.cat([x, cond_image], 1)
         feats = self.body(x)
         h = feats[-1]
         if self.cond_dim:
@@ -120,25 +158,59 @@ class _Trunk(nn.Module):
         feats.append(self.fc(h))
         return feats
 
+    def forward(self, x, cond=None, cond_image=None) -> dict[str, torch.Tensor]:
+        h = self.features(x, cond, cond_image)[-1]
+        return {k: head(h) for k, head in self.heads.items()}
+
+
+def apply_spectral_norm(module: nn.Module) -> nn.Module:
+    """Spectral normalization (Miyato et al. 2018) on every conv and linear layer of ``module``."""
+    from torch.nn.utils.parametrizations import spectral_norm
+
+    for m in list(module.modules()):
+        if isinstance(m, (nn.Conv2d, nn.Linear, nn.ConvTranspose2d)):
+            spectral_norm(m)
+    return module
+
 
 class GaussianEncoder(nn.Module):
     """q(z | x [, cond]) = N(mu, diag exp(logvar)).  x: (B, *shape) -> mu, logvar: (B, latent)."""
 
-    def __init__(self, shape, latent_dim: int, spec: NetSpec = NetSpec(), cond_dim: int = 0):
+    def __init__(self, shape, latent_dim: int, spec: NetSpec = NetSpec(), cond_dim: int = 0,
+                 cond_channels: int = 0):
         super().__init__()
-        self.trunk = _Trunk(shape, spec, cond_dim)
-        self.mu = nn.Linear(spec.hidden, latent_dim)
-        self.logvar = nn.Linear(spec.hidden, latent_dim)
+        self.trunk = Trunk(shape, spec, {"mu": latent_dim, "logvar": latent_dim}, cond_dim,
+                           cond_channels)
 
-    def forward(self, x, cond=None, return_features: bool = False):
-        feats = self.trunk(x, cond)
+    def forward(self, x, cond=None, return_features: bool = False, cond_image=None):
+        feats = self.trunk.features(x, cond, cond_image)
         h = feats[-1]
-        mu, logvar = self.mu(h), self.logvar(h).clamp(-12.0, 8.0)  # keeps exp() finite
+        mu = self.trunk.heads["mu"](h)
+        logvar = self.trunk.heads["logvar"](h).clamp(-12.0, 8.0)  # keeps exp() finite
         return (mu, logvar, feats) if return_features else (mu, logvar)
 
 
+class DeterministicEncoder(nn.Module):
+    """z = Enc(x [, cond]): (B, *shape) -> (B, latent) (the adversarial autoencoders' encoder)."""
+
+    def __init__(self, shape, latent_dim: int, spec: NetSpec = NetSpec(), cond_dim: int = 0,
+                 cond_channels: int = 0):
+        super().__init__()
+        self.trunk = Trunk(shape, spec, {"z": latent_dim}, cond_dim, cond_channels)
+
+    def forward(self, x, cond=None, return_features: bool = False, cond_image=None):
+        feats = self.trunk.features(x, cond, cond_image)
+        z = self.trunk.heads["z"](feats[-1])
+        return (z, feats) if return_features else z
+
+
 class Decoder(nn.Module):
-    """p(x | z [, cond]): z (B, latent) -> logits (B, *shape). Mirrors the encoder's body."""
+    """p(x | z [, cond]): z (B, latent) -> logits (B, *shape). Mirrors the encoder's body.
+
+    ``spec.upsample``: ``transposed`` (4x4 stride-2 transposed convolutions) or ``resize``
+    (nearest upsampling then a 3x3 convolution, which cannot make checkerboard artefacts:
+    Odena et al. 2016).
+    """
 
     def __init__(self, shape, latent_dim: int, spec: NetSpec = NetSpec(), cond_dim: int = 0):
         super().__init__()
@@ -156,7 +228,11 @@ class Decoder(nn.Module):
             layers = []
             widths = list(reversed(spec.channels)) + [shape[0]]
             for i in range(n):
-                layers.append(nn.ConvTranspose2d(widths[i], widths[i + 1], 4, 2, 1))
+                if spec.upsample == "resize":
+                    layers += [nn.Upsample(scale_factor=2, mode="nearest"),
+                               nn.Conv2d(widths[i], widths[i + 1], 3, 1, 1)]
+                else:
+                    layers.append(nn.ConvTranspose2d(widths[i], widths[i + 1], 4, 2, 1))
                 if i < n - 1:
                     layers.append(act())
             self.net = nn.Sequential(*layers)
@@ -182,16 +258,17 @@ class Decoder(nn.Module):
 
 
 class Discriminator(nn.Module):
-    """x [, cond] -> (logits (B, n_out), hidden activations). n_out = 1 for real/fake."""
+    """x [, cond] -> (logits (B, n_out), hidden activations). n_out = 1 for real/fake, K + 1 for
+    a class-conditional critic (K real classes and one fake); ``spectral_norm`` for stability."""
 
-    def __init__(self, shape, spec: NetSpec = NetSpec(), cond_dim: int = 0, n_out: int = 1):
+    def __init__(self, shape, spec: NetSpec = NetSpec(), cond_dim: int = 0, n_out: int = 1,
+                 spectral_norm: bool = False, cond_channels: int = 0):
         super().__init__()
-        self.trunk = _Trunk(shape, spec, cond_dim)
-        self.head = nn.Linear(spec.hidden, n_out)
+        self.trunk = Trunk(shape, spec, {"logit": n_out}, cond_dim, cond_channels, spectral_norm)
 
-    def forward(self, x, cond=None):
-        feats = self.trunk(x, cond)
-        return self.head(feats[-1]), feats
+    def forward(self, x, cond=None, cond_image=None):
+        feats = self.trunk.features(x, cond, cond_image)
+        return self.trunk.heads["logit"](feats[-1]), feats
 
 
 class Classifier(nn.Module):
@@ -199,8 +276,11 @@ class Classifier(nn.Module):
 
     def __init__(self, shape, num_classes: int, spec: NetSpec = NetSpec()):
         super().__init__()
-        self.trunk = _Trunk(shape, spec, 0)
-        self.head = nn.Linear(spec.hidden, num_classes)
+        self.trunk = Trunk(shape, spec, {"logits": num_classes})
 
     def forward(self, x) -> torch.Tensor:
-        return self.head(self.trunk(x)[-1])
+        return self.trunk(x)["logits"]
+
+    def features(self, x) -> torch.Tensor:
+        """The penultimate activations (B, hidden)."""
+        return self.trunk.features(x)[-1]

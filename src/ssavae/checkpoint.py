@@ -1,5 +1,9 @@
 """Checkpoints: plain dicts of tensors and primitives, written atomically, loadable with
-``torch.load(weights_only=True)``. Never pickled modules."""
+``torch.load(weights_only=True)``. Never pickled modules.
+
+A neutral module: the engine writes checkpoints, the run layer and the evaluator read them.
+Format 2 (ssavae 0.2): networks are trunks with named heads; format-1 files (ssavae 0.1) hold
+another parameter layout and are refused with a message."""
 from __future__ import annotations
 
 import os
@@ -10,14 +14,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from .. import __version__
-from ..fileio import atomic_path
+from . import __version__
+from .errors import CheckpointError
+from .fileio import atomic_path
 
-FORMAT_VERSION = 1
-
-
-class CheckpointError(ValueError):
-    """A checkpoint that cannot be used; the message says why."""
+FORMAT_VERSION = 2
 
 
 def save_atomic(obj: dict, path: str | Path) -> None:
@@ -42,6 +43,11 @@ def load(path: str | Path) -> dict:
     if ckpt["format_version"] > FORMAT_VERSION:
         raise CheckpointError(f"{path} was written by a newer ssavae (format "
                               f"{ckpt['format_version']}); upgrade ssavae to read it")
+    if ckpt["format_version"] < FORMAT_VERSION:
+        raise CheckpointError(f"{path} was written by ssavae {ckpt.get('library_version', '0.1')} "
+                              f"(format {ckpt['format_version']}), whose networks had another "
+                              "parameter layout: retrain with this version, or read it with "
+                              "pip install 'ssavae<0.2'")
     return ckpt
 
 

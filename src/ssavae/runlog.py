@@ -1,4 +1,4 @@
-"""Metric rows: ``metrics.jsonl`` in the run directory (one JSON object per row), optionally
+"""The run log: ``metrics.jsonl`` in the run directory (one JSON object per row), optionally
 TensorBoard too. On resume, rows past the checkpoint's step are dropped so the file tells one
 consistent history."""
 from __future__ import annotations
