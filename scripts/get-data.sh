@@ -31,7 +31,9 @@ echo "$name: downloading the official files (checksums verified)"
 if ssavae download "$name"; then
   exit 0
 fi
-echo "error: $name is not on this machine and could not be fetched. Either install it" \
-     "(Debian: apt-get install dataset-fashion-mnist), or download it on a machine with internet" \
-     "(ssavae download $name --dest DIR) and pass --data-dir DIR or set SSAVAE_DATA_DIR=DIR." >&2
+debian=""
+if [ "$name" = "fashion-mnist" ]; then debian=" install Debian's package (apt-get install dataset-fashion-mnist), or"; fi
+echo "error: $name is not on this machine and could not be fetched. Either$debian download it" \
+     "on a machine with internet (ssavae download $name --dest DIR), copy DIR here and pass" \
+     "--data-dir DIR or set SSAVAE_DATA_DIR=DIR." >&2
 exit 2

@@ -70,6 +70,26 @@ def test_registry_finds_mnist_in_data_dir_and_explains_absence(tmp_path):
         load_dataset("mnistt")
 
 
+def test_search_order_data_dir_then_environment_then_cache(tmp_path, monkeypatch):
+    from ssavae.data.datasets import locate
+
+    env_dir, arg_dir, cache = tmp_path / "env", tmp_path / "arg", tmp_path / "cache"
+    for d in (env_dir, arg_dir, cache / "mnist"):
+        d.mkdir(parents=True)
+    write_mnist_dir(env_dir)
+    write_mnist_dir(arg_dir)
+    write_mnist_dir(cache / "mnist")
+    monkeypatch.setenv("SSAVAE_CACHE", str(cache))
+    assert locate("mnist") == cache / "mnist"
+    monkeypatch.setenv("SSAVAE_DATA_DIR", str(env_dir))
+    assert locate("mnist") == env_dir
+    assert locate("mnist", str(arg_dir)) == arg_dir
+    monkeypatch.delenv("SSAVAE_DATA_DIR")
+    monkeypatch.setenv("SSAVAE_CACHE", str(tmp_path / "empty"))
+    with pytest.raises(DataError, match="SSAVAE|ssavae download mnist"):
+        locate("mnist")
+
+
 def test_registry_reads_plain_idx_in_a_subfolder(tmp_path):
     (tmp_path / "mnist").mkdir()
     write_mnist_dir(tmp_path / "mnist", gz=False)
@@ -303,3 +323,7 @@ def test_download_verifies_checksums_and_keeps_nothing_bad(tmp_path, monkeypatch
     with pytest.raises(DataError, match="checksum mismatch"):
         dl.download("mnist", str(tmp_path / "dest2"))
     assert not any((tmp_path / "dest2").iterdir())  # nothing half-downloaded is left
+    offline = [(f"file://{tmp_path / 'missing'}", f, None) for _, f, _ in good]
+    monkeypatch.setitem(dl.SOURCES, "mnist", offline)
+    with pytest.raises(DataError, match="could not download .*--data-dir"):
+        dl.download("mnist", str(tmp_path / "dest3"))
