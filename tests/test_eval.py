@@ -2,6 +2,7 @@ import base64
 import re
 
 import numpy as np
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -10,6 +11,7 @@ from ssavae.eval.evaluator import get_evaluator
 from ssavae.eval.figures import image_grid
 from ssavae.eval.metrics import accuracy, pixel_mse, sharpness
 from ssavae.eval.summary import project_2d
+from ssavae.models import list_models
 
 
 def test_sharpness_ranks_blur_below_edges():
@@ -91,28 +93,33 @@ def test_precision_recall_knn_and_silhouette_hand_cases():
     assert silhouette(torch.randn(300, 2, generator=g), y) < 0.1
 
 
-def test_evaluate_run_writes_every_applicable_metric(tmp_path, monkeypatch):
+@pytest.mark.parametrize("family", list_models())
+def test_evaluate_run_writes_every_applicable_metric(tmp_path, monkeypatch, family):
+    import json
+
     from ssavae import cli
-    from conftest import tiny_cli
+    from ssavae.models import get_model_class
+    from conftest import FAMILIES, tiny_cli
 
     monkeypatch.setenv("SSAVAE_CACHE", str(tmp_path / "cache"))
-    for family in ("vae", "ssavae"):
-        out = tmp_path / family
-        assert cli.main(["train", *tiny_cli(family, model={"latent_dim": 2}), "--out", str(out)]) == 0
-        assert cli.main(["evaluate", str(out), "--n", "64", "--iw-samples", "20"]) == 0
-        m = __import__("json").loads((out / "eval" / "metrics.json").read_text())
-        assert {"reconstruction", "generation", "latent"} <= set(m)
-        assert ("likelihood" in m) == (family == "vae")
-        assert ("classification" in m) == (family == "ssavae")
-        if family == "vae":
-            # the IWAE bound is at least the ELBO on average: NLL_iw <= -ELBO
-            elbo = __import__("json").loads((out / "summary.json").read_text())["likelihood.neg_elbo"]
-            assert m["likelihood"]["iw_nll"] <= elbo + 1.0
-        else:
-            assert "conditional_accuracy" in m["generation"]
-            assert np.array(m["classification"]["confusion"]).sum() == 64
-        assert "silhouette" in m["latent"]
-        assert "frechet" in (out / "report.html").read_text()
+    cls = get_model_class(family)
+    out = tmp_path / family
+    sections = {**FAMILIES[family], "model": {**FAMILIES[family].get("model", {}), "latent_dim": 2}}
+    assert cli.main(["train", *tiny_cli(family, **sections), "--out", str(out)]) == 0
+    assert cli.main(["evaluate", str(out), "--n", "64", "--iw-samples", "20"]) == 0
+    m = json.loads((out / "eval" / "metrics.json").read_text())
+    assert {"reconstruction", "generation", "latent"} <= set(m)
+    assert ("likelihood" in m) == cls.has_likelihood
+    assert ("classification" in m) == cls.has_classifier
+    assert ("conditional_accuracy" in m["generation"]) == (cls.conditional or cls.class_sampling)
+    if cls.has_likelihood:
+        # the IWAE bound is at least the ELBO on average: NLL_iw <= -ELBO
+        elbo = json.loads((out / "summary.json").read_text())["likelihood.neg_elbo"]
+        assert m["likelihood"]["iw_nll"] <= elbo + 1.0
+    if cls.has_classifier:
+        assert np.array(m["classification"]["confusion"]).sum() == 64
+    assert "silhouette" in m["latent"]
+    assert "frechet" in (out / "report.html").read_text()
 
 
 def test_interpolations_start_and_end_at_the_endpoints_codes():

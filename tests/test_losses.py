@@ -98,3 +98,22 @@ def test_m2_unlabeled_bound_matches_explicit_loop_and_gradcheck():
                           for b in range(3)])
     assert torch.allclose(losses.m2_unlabeled_bound(logits, per_class), oracle)
     assert torch.autograd.gradcheck(losses.m2_unlabeled_bound, (logits, per_class.detach().requires_grad_()))
+
+
+def test_k_plus_1_gan_losses_against_explicit_probabilities():
+    torch.manual_seed(5)
+    k = 4
+    real, fake = torch.randn(3, k + 1, dtype=torch.float64), torch.randn(3, k + 1, dtype=torch.float64)
+    y = torch.tensor([2, -1, 0])
+    p_real, p_fake = real.softmax(1), fake.softmax(1)
+    oracle = torch.stack([
+        -(p_real[0, 2].log()) - p_fake[0, k].log(),
+        -(p_real[1, :k].sum().log()) - p_fake[1, k].log(),  # unlabeled: "real, any class"
+        -(p_real[2, 0].log()) - p_fake[2, k].log(),
+    ])
+    assert torch.allclose(losses.class_gan_d_loss(real, y, fake), oracle)
+    assert torch.allclose(losses.class_gan_g_loss(fake, torch.tensor([1, 3, 0])),
+                          -p_fake[torch.arange(3), torch.tensor([1, 3, 0])].log())
+    zeros = torch.zeros(2, 11)  # at logit 0 with K = 10: ln 11 each for a labeled real and a fake
+    assert torch.allclose(losses.class_gan_d_loss(zeros, torch.tensor([3, -1]), zeros),
+                          torch.tensor([2 * math.log(11), math.log(11) + math.log(11 / 10)]))

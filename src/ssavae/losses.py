@@ -117,6 +117,27 @@ def gan_g_loss(fake_logits: torch.Tensor) -> torch.Tensor:
     return F.softplus(-_reduce(fake_logits))
 
 
+def class_gan_d_loss(real_logits: torch.Tensor, y_real: torch.Tensor,
+                     fake_logits: torch.Tensor) -> torch.Tensor:
+    """(K+1)-way discriminator (Salimans et al. 2016; the poster's CVAE+CGAN), per example.
+
+    Logits (B, K+1): outputs 0..K-1 are "real, class k", output K is "fake". A real image with a
+    label must be classified as its class; an unlabeled real one (y = -1) only as real, i.e.
+    ``-log sum_{k<K} p_k``; a generated image (from *detached* images) as fake.
+    """
+    k = real_logits.shape[1] - 1
+    labeled = y_real >= 0
+    ce_real = F.cross_entropy(real_logits, y_real.clamp(min=0), reduction="none")
+    not_fake = torch.logsumexp(real_logits, 1) - torch.logsumexp(real_logits[:, :k], 1)
+    fake = torch.full((fake_logits.shape[0],), k, dtype=torch.long, device=fake_logits.device)
+    return torch.where(labeled, ce_real, not_fake) + F.cross_entropy(fake_logits, fake, reduction="none")
+
+
+def class_gan_g_loss(fake_logits: torch.Tensor, y_fake: torch.Tensor) -> torch.Tensor:
+    """Generator of a (K+1)-way GAN: its image of class y must be classified "real, class y"."""
+    return F.cross_entropy(fake_logits, y_fake, reduction="none")
+
+
 # ---------------------------------------------------------------------------- features
 
 
