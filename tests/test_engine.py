@@ -43,6 +43,24 @@ def test_run_directory_layout_and_determinism(tmp_path):
     assert not same(weights(a.run_dir), weights(c.run_dir))
 
 
+def test_fit_leaves_the_models_trainable_flags_as_it_found_them(tmp_path):
+    """update() freezes all but one step's groups at a time; after fit every parameter is
+    trainable again (a second fit must not build optimizers over a subset), except those the
+    user had frozen."""
+    from ssavae.runs import build_model, make_streams, prepare_data
+    from ssavae.engine import Trainer
+
+    cfg = build_run_config(family_raw("ssavae"))
+    ds, y = prepare_data(cfg)
+    model = build_model(cfg, ds)
+    for p in model.cls.parameters():
+        p.requires_grad_(False)
+    trainer = Trainer(cfg, tmp_path)
+    loader, labeled = make_streams(cfg, ds, y, trainer.fabric)
+    trainer.fit(model, loader, labeled)
+    assert all(p.requires_grad != n.startswith("cls.") for n, p in model.named_parameters())
+
+
 def test_checkpoint_is_plain_and_round_trips_values(tmp_path):
     r = run(tmp_path, "a")
     ck = ckpt_io.load(r.run_dir / "checkpoints" / "last.pt")  # weights_only=True inside

@@ -77,6 +77,8 @@ class Trainer:
         """Check the model's contract, move it to the device, build one optimizer per step
         and, with ``resume_from`` (a checkpoint dict), restore everything exactly."""
         self.model = model.to(self.fabric.device)
+        # parameters the user froze stay frozen; the others are restored after fit
+        self._trainable = {id(p) for p in model.parameters() if p.requires_grad}
         groups = model.param_groups()
         check_contract(model, groups)
         self.optimizers = self._optimizers(model, groups)
@@ -171,6 +173,8 @@ class Trainer:
         finally:
             if self._metrics:
                 self._metrics.close()
+            for p in self._all_params:  # update() toggled them step by step
+                p.requires_grad_(id(p) in self._trainable)
             model.eval()
         return model
 
