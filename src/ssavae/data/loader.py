@@ -85,7 +85,8 @@ class LabeledStream:
             raise ValueError("the labeled stream needs labeled examples; the data has none")
         if batch_size < 1:
             raise ValueError(f"train.labeled_batch_size must be >= 1, got {batch_size}")
-        self.x = torch.from_numpy(np.ascontiguousarray(x[keep]))
+        self.x = torch.from_numpy(np.ascontiguousarray(x))  # shared with the mixed stream, no copy
+        self.rows = torch.from_numpy(keep)  # the labeled examples' rows in x
         self.y = torch.from_numpy(y[keep])
         self.batch_size = batch_size
         self.seed, self.rank = seed, rank
@@ -112,5 +113,5 @@ class LabeledStream:
         for c in cycles.unique().tolist():
             sel = cycles == c
             idx[sel] = self._perm(c)[offsets[sel]]
-        x = to_float(self.x[idx]).to(self.device, non_blocking=True)
+        x = to_float(self.x[self.rows[idx]]).to(self.device, non_blocking=True)
         return x, self.y[idx].to(self.device, non_blocking=True)
