@@ -131,7 +131,8 @@ def load_dataset(name: str, data_dir: Optional[str] = None) -> Dataset:
     kind, sep, target = name.partition(":")
     if sep:
         return _load_user_data(kind, target)
-    return DATASETS.get(name).load(locate(name, data_dir))
+    folder = locate(name, data_dir)  # explains an unknown name or missing files
+    return DATASETS.get(name).load(folder)
 
 
 def _load_user_data(kind: str, target: str) -> Dataset:
