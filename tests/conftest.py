@@ -18,6 +18,7 @@ TINY = {
 # Per-family tiny settings, on top of TINY. Every registered family must appear here: tests that
 # run "every family" read this table, and test_models.py fails when a family is missing from it.
 FAMILIES = {
+    "classifier": {"data": {"labels_per_class": 8}},
     "vae": {},
     "ssavae": {"data": {"labels_per_class": 8}},
 }

@@ -103,7 +103,7 @@ def samples_figure(path: Path, runs: list[tuple[str, Path]], n: int = 12) -> Non
 
     from .eval.figures import figure_to_png
 
-    loaded = [(name, load_model(d)[0]) for name, d in runs]
+    loaded = [(name, m) for name, m in ((name, load_model(d)[0]) for name, d in runs) if m.generative]
     if not loaded or not loaded[0][1].info.is_image:
         return
     fig, axes = plt.subplots(len(loaded), n, figsize=(n * 0.8 + 1.2, len(loaded) * 0.9), squeeze=False)

@@ -37,6 +37,8 @@ class DataConfig:
     split_seed: int = 0  # seed of the labeled subset only: every family sees the same labels
     limit_train: Optional[int] = None  # use only the first N training examples (quick runs)
     limit_test: Optional[int] = None  # use only the first N test examples
+    validation_size: int = 0  # hold this many training examples out (seeded by split_seed)
+    evaluate_on: Literal["test", "validation"] = "test"  # validation: they replace the test set
 
 
 @dataclass

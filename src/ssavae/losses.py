@@ -100,6 +100,16 @@ def entropy(logits: torch.Tensor) -> torch.Tensor:
     return -(logp.exp() * logp).sum(-1)
 
 
+def pseudo_label_ce(logits: torch.Tensor, probs_target: torch.Tensor,
+                    threshold: float) -> torch.Tensor:
+    """Consistency by confident pseudo-labels (FixMatch, Sohn et al. 2020, eq. 4), per example:
+    ``1[max p >= threshold] * CE(logits, argmax p)``. ``probs_target`` (B, K) come from another
+    view of the same inputs and carry no gradient; ``logits`` (B, K) are the perturbed view's."""
+    conf, pseudo = probs_target.detach().max(-1)
+    ce = F.cross_entropy(logits, pseudo, reduction="none")
+    return torch.where(conf >= threshold, ce, torch.zeros_like(ce))
+
+
 # ---------------------------------------------------------------------------- GANs
 
 

@@ -48,6 +48,10 @@ def prepare_data(cfg: RunConfig, dataset: Optional[Dataset] = None) -> tuple[Dat
     d = cfg.data
     ds = dataset if dataset is not None else load_dataset(d.name, d.data_dir)
     ds = ds.limit(d.limit_train, d.limit_test)
+    if d.validation_size:
+        ds = ds.with_validation(d.validation_size, d.split_seed + 1_000, d.evaluate_on)
+    elif d.evaluate_on == "validation":
+        raise ConfigError("data.evaluate_on validation needs data.validation_size > 0")
     mask = labeled_mask(ds.y_train, d.labels_per_class, d.label_fraction, d.split_seed)
     return ds, apply_split(ds.y_train, mask)
 
@@ -178,6 +182,7 @@ def train(cfg: RunConfig, run_dir: str | Path, resume: bool = False,
     summary = {}
     if fabric.global_rank == 0:
         summary = summarize(model, ds, trainer.progress)
+        summary["evaluated_on"] = cfg.data.evaluate_on
         (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
         final_figures(model, ds, run_dir, cfg.seed)
         write_report(run_dir)

@@ -71,6 +71,17 @@ class Dataset:
         return Dataset(self.name, self.x_train[:n_train], self.y_train[:n_train],
                        self.x_test[:n_test], self.y_test[:n_test], self.classes)
 
+    def with_validation(self, n: int, seed: int, evaluate_on: str = "test") -> "Dataset":
+        """Hold ``n`` random training examples out of training. With ``evaluate_on="validation"``
+        they replace the test set (choose settings there, never on the test set); with
+        ``"test"`` they are only removed, so the training set matches the validation runs'."""
+        if not 0 < n < len(self.y_train):
+            raise DataError(f"data.validation_size must be between 1 and {len(self.y_train) - 1}, got {n}")
+        x_tr, y_tr, x_val, y_val = _holdout(self.x_train, self.y_train, n / len(self.y_train), seed)
+        if evaluate_on == "validation":
+            return Dataset(self.name, x_tr, y_tr, x_val, y_val, self.classes)
+        return Dataset(self.name, x_tr, y_tr, self.x_test, self.y_test, self.classes)
+
     def nbytes(self) -> int:
         return sum(a.nbytes for a in (self.x_train, self.y_train, self.x_test, self.y_test))
 

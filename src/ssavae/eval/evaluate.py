@@ -125,8 +125,12 @@ def _classifier(c: Context) -> bool:
     return c.model.has_classifier
 
 
+def _generative(c: Context) -> bool:
+    return c.model.generative
+
+
 def _image(c: Context) -> bool:
-    return c.ds.info.is_image
+    return c.model.generative and c.ds.info.is_image
 
 
 def _likelihood(c: Context) -> bool:
@@ -149,23 +153,23 @@ def _confusion(c):
     return torch.bincount(c.y[known] * k + c.predicted[known], minlength=k * k).reshape(k, k).tolist()
 
 
-@metric("reconstruction.pixel_mse", "recon MSE", summary=True)
+@metric("reconstruction.pixel_mse", "recon MSE", _generative, summary=True)
 def _pixel_mse(c):
     return float((c.recon - c.x).pow(2).flatten(1).mean(1).mean())
 
 
-@metric("reconstruction.pixel_bce", "", lambda c: c.ds.info.unit_range)
+@metric("reconstruction.pixel_bce", "", lambda c: c.model.generative and c.ds.info.unit_range)
 def _pixel_bce(c):
     return float(F.binary_cross_entropy(c.recon.clamp(1e-6, 1 - 1e-6), c.x, reduction="none")
                  .flatten(1).sum(1).mean())
 
 
-@metric("reconstruction.feature_error", "", evaluator=True)
+@metric("reconstruction.feature_error", "", _generative, evaluator=True)
 def _feature_error(c):
     return float((c.real_features - c.features(c.recon)).pow(2).mean(1).mean())
 
 
-@metric("reconstruction.class_consistency", "recon class kept", evaluator=True)
+@metric("reconstruction.class_consistency", "recon class kept", _generative, evaluator=True)
 def _class_consistency(c):
     pred = torch.cat([c.evaluator.predict(b) for b in c.recon.split(500)])
     return accuracy(pred, c.y)
@@ -176,17 +180,17 @@ def _recon_sharpness(c):
     return float(sharpness(c.recon).mean()) / c.real_sharpness
 
 
-@metric("generation.frechet_distance", "Frechet dist. (evaluator)", evaluator=True)
+@metric("generation.frechet_distance", "Frechet dist. (evaluator)", _generative, evaluator=True)
 def _frechet(c):
     return frechet_distance(c.real_features.numpy(), c.fake_features.numpy())
 
 
-@metric("generation.precision", "precision", evaluator=True)
+@metric("generation.precision", "precision", _generative, evaluator=True)
 def _precision(c):
     return c.precision_recall[0]
 
 
-@metric("generation.recall", "recall", evaluator=True)
+@metric("generation.recall", "recall", _generative, evaluator=True)
 def _recall(c):
     return c.precision_recall[1]
 
@@ -197,7 +201,7 @@ def _sample_sharpness(c):
 
 
 @metric("generation.conditional_accuracy", "",
-        lambda c: c.model.conditional or c.model.class_sampling, evaluator=True)
+        lambda c: c.model.generative and (c.model.conditional or c.model.class_sampling), evaluator=True)
 def _conditional_accuracy(c):
     k = c.ds.info.num_classes
     want = torch.arange(k).repeat_interleave(max(1, 1000 // k))

@@ -49,7 +49,7 @@ def interleave(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 @torch.no_grad()
 def epoch_figures(model, ds, figures: Path, tag: str, seed: int = 0) -> list[Path]:
     """Samples from the prior and test reconstructions (inputs beside outputs)."""
-    if not ds.info.is_image:
+    if not (ds.info.is_image and model.generative):
         return []
     was_training = model.training
     model.eval()

@@ -59,7 +59,7 @@ def final_figures(model, ds: Dataset, run_dir: Path, seed: int = 0) -> list[Path
     figures = Path(run_dir) / "figures"
     model.eval()
     written = []
-    if ds.info.is_image:
+    if ds.info.is_image and model.generative:
         written += fig.epoch_figures(model, ds, figures, "final", seed)
         written.append(_interpolations(model, ds, figures))
         if model.conditional or model.class_sampling:

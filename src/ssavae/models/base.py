@@ -164,6 +164,7 @@ class GenerativeModel(nn.Module):
     name: str = "?"  # set by @register
     Config: type = ModelConfig
     # capabilities: read everywhere instead of guessing with hasattr
+    generative: ClassVar[bool] = True  # decode/reconstruct/sample exist (not: the classifier baseline)
     conditional: ClassVar[bool] = False  # encode/decode/reconstruct/sample need y
     class_sampling: ClassVar[bool] = False  # sample(n, y) draws class y (conditional ones do)
     has_classifier: ClassVar[bool] = False  # predict_proba(x)
@@ -297,8 +298,9 @@ class GenerativeModel(nn.Module):
 
     def _require(self, capability: str, what: str) -> None:
         if not getattr(self, capability):
-            raise CapabilityError(f"{self.name} has no {capability.removeprefix('has_')}: "
-                                  f"{what} does not apply")
+            lacks = "is not generative" if capability == "generative" else \
+                f"has no {capability.removeprefix('has_')}"
+            raise CapabilityError(f"{self.name} {lacks}: {what} does not apply")
 
     # ------------------------------------------------------------------ inference API
     @torch.no_grad()
@@ -309,10 +311,12 @@ class GenerativeModel(nn.Module):
     @torch.no_grad()
     def decode(self, z: torch.Tensor, y: Optional[torch.Tensor] = None) -> torch.Tensor:
         """z (B, latent_dim) -> mean images (B, *shape) in the data's range."""
+        self._require("generative", "decode")
         return self.to_data_range(self._decode(z, self._check_y(y, "decode", len(z), self.conditional)))
 
     @torch.no_grad()
     def reconstruct(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> torch.Tensor:
+        self._require("generative", "reconstruct")
         y = self._check_y(y, "reconstruct", len(x), self.conditional)
         return self.to_data_range(self._decode(self._encode(x, y), y))
 
@@ -321,6 +325,7 @@ class GenerativeModel(nn.Module):
                generator: Optional[torch.Generator] = None) -> torch.Tensor:
         """n draws from the prior, decoded: (n, *shape); with ``y`` (n,) draws of those classes
         (conditional and class-sampling families)."""
+        self._require("generative", "sample")
         y = self._check_y(y, "sample", n, self.conditional or self.class_sampling)
         z = self.sample_codes(n, y, generator)
         return self.to_data_range(self._decode(z, y if self.conditional else None))

@@ -35,6 +35,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import losses
+from ..data.augment import Augment, augment, strong
 from ..nets import Classifier, Decoder, Discriminator, GaussianEncoder, NetSpec
 from ..registry import register
 from .base import Batch, GenerativeModel, ModelConfig, Phase, Step, StepOutput
@@ -49,6 +50,11 @@ class SSAVAEConfig(ModelConfig):
     cls_input: Literal["z", "mu"] = "z"  # what Cls sees in training (always mu at test)
     cls_hidden: tuple[int, ...] = (256, 256)  # the classifier MLP on the code
     vec_recon_weight: float = 0.0  # >0 adds an auxiliary decoder with a pixel NLL term
+    # ---- step 1 on few labels (docs/ssavae.md): terms that learn from the unlabeled images
+    augment: Augment = "shift"  # view of the labeled stream's images for CE (none, shift, flip-shift)
+    entropy_weight: float = 0.0  # entropy minimization of q(y|x) on unlabeled examples
+    consistency_weight: float = 0.0  # CE of a strong view against confident pseudo-labels
+    consistency_threshold: float = 0.95  # confidence a pseudo-label needs (FixMatch's tau)
     decoder_init: Literal["random", "aux"] = "random"  # step-2 decoder starts from Aux?
     vec_epochs: Optional[int] = None  # epochs of step 1; null = train.epochs
     # ---- step 2: the decoder
@@ -68,8 +74,11 @@ class SSAVAEConfig(ModelConfig):
         if self.decoder_init == "aux" and self.vec_recon_weight <= 0:
             raise ValueError("model.decoder_init='aux' needs an auxiliary decoder: set "
                              "model.vec_recon_weight > 0")
+        if not 0.0 <= self.consistency_threshold <= 1.0:
+            raise ValueError("model.consistency_threshold must be in [0, 1], got "
+                             f"{self.consistency_threshold}")
         for name in ("kl_weight", "lambda_cls", "vec_recon_weight", "beta", "gamma",
-                     "pixel_weight"):
+                     "pixel_weight", "entropy_weight", "consistency_weight"):
             if getattr(self, name) < 0:
                 raise ValueError(f"model.{name} must be >= 0, got {getattr(self, name)}")
         if self.feature_weights is not None and self.feature_layers is not None \
@@ -135,23 +144,41 @@ class SSAVAE(GenerativeModel):
     def vec_loss(self, batch: Batch) -> StepOutput:
         c = self.cfg
         x_lab, y_lab = batch.labeled()
-        n = len(batch.x)
-        x = torch.cat([batch.x, x_lab])  # one encoder pass: mixed batch, then labeled stream
-        y = torch.cat([batch.y, y_lab])
-        mu, logvar = self.enc(x)  # (n + n_lab, latent_dim) each
+        n, n_lab = len(batch.x), len(x_lab)
+        unlabeled = batch.y < 0  # (n,)
+        consistency = c.consistency_weight > 0 and bool(unlabeled.any())
+        # one encoder pass: the mixed batch, the labeled stream (augmented), and for
+        # consistency a strong view of the mixed batch's unlabeled images
+        views = [batch.x, augment(x_lab, c.augment)]
+        if consistency:
+            views.append(strong(batch.x[unlabeled], c.augment, self.info.unit_range))
+        mu, logvar = self.enc(torch.cat(views))  # (n + n_lab [+ n_u], latent_dim) each
         z = losses.reparameterize(mu, logvar)
-        logits = self.cls(z if c.cls_input == "z" else mu)  # (n + n_lab, K)
+        logits = self.cls(z if c.cls_input == "z" else mu)
+        y = torch.cat([batch.y, y_lab])
         kl = losses.gaussian_kl(mu[:n], logvar[:n])  # (n,): the mixed batch only
         # CE averages over every labeled example present (the mixed batch's and the stream's)
-        cls_ce = losses.labeled_mean(losses.masked_cross_entropy(logits, y), y)
+        cls_ce = losses.labeled_mean(losses.masked_cross_entropy(logits[:n + n_lab], y), y)
         loss = self.weight("kl_weight", batch) * kl.mean() + self.weight("lambda_cls", batch) * cls_ce
         logs = {"kl": kl.mean().detach(), "cls_ce": cls_ce.detach()}
+        if c.entropy_weight:
+            only_unlabeled = torch.where(unlabeled, 0, -1)  # labeled_mean over the unlabeled rows
+            ent = losses.labeled_mean(losses.entropy(logits[:n]), only_unlabeled)
+            loss = loss + self.weight("entropy_weight", batch) * ent
+            logs["entropy"] = ent.detach()
+        if consistency:
+            with torch.no_grad():  # pseudo-labels from the clean view's mean code, as at test time
+                target = F.softmax(self.cls(mu[:n][unlabeled]), -1)
+            cons = losses.pseudo_label_ce(logits[n + n_lab:], target, c.consistency_threshold)
+            loss = loss + self.weight("consistency_weight", batch) * cons.mean()
+            logs["consistency"] = cons.mean().detach()
+            logs["confident"] = (target.max(-1).values >= c.consistency_threshold).float().mean()
         if self.aux is not None:
             recon = self.nll(self.aux(z[:n]), batch.x)
             loss = loss + self.weight("vec_recon_weight", batch) * recon.mean()
             logs["recon"] = recon.mean().detach()
         labeled = y >= 0
-        logs["acc"] = (logits.argmax(1)[labeled] == y[labeled]).float().mean().detach()
+        logs["acc"] = (logits[:n + n_lab].argmax(1)[labeled] == y[labeled]).float().mean().detach()
         logs["loss"] = loss.detach()
         return StepOutput(loss, logs)
 
