@@ -229,3 +229,27 @@ def test_bf16_mixed_precision_trains_on_cpu(tmp_path):
                         if "/" in k)
     assert {row["phase"] for row in rows} == {"vec", "decoder"}
     assert weights(r.run_dir)["dec.fc.0.weight"].dtype == torch.float32  # master weights stay fp32
+
+
+def test_ex_post_sampler_is_fitted_after_step_1_and_used_by_step_2(tmp_path, monkeypatch):
+    from ssavae.config import ConfigError
+    from ssavae.nets import FittedGaussian
+
+    fits = []
+    original = FittedGaussian.fit
+    monkeypatch.setattr(FittedGaussian, "fit", lambda self, *a: fits.append(len(a[0])) or original(self, *a))
+    r = run(tmp_path, "cg", "ssavae", model={"sampler": "class-gaussian"})
+    assert fits == [128]  # once, at the end of the VEC, on every training example
+    prior = r.model.prior
+    assert isinstance(prior, FittedGaussian) and prior.weights.sum() == pytest.approx(1.0)
+    assert not torch.equal(prior.means, torch.zeros_like(prior.means))
+    ck = ckpt_io.load(r.run_dir / "checkpoints" / "last.pt")
+    assert torch.equal(ck["model"]["prior.means"], prior.means.cpu())  # saved with the model
+    model, _ = load_model(r.run_dir)
+    g = torch.Generator().manual_seed(0)
+    assert torch.equal(model.sample_codes(4, torch.tensor([0, 1, 2, 3]), g),
+                       prior.cpu().sample(4, torch.tensor([0, 1, 2, 3]), torch.Generator().manual_seed(0)))
+    vec = run(tmp_path, "vec", "ssavae", model={"decoder_epochs": 0})  # sampler: prior
+    with pytest.raises(ConfigError, match="model.sampler"):
+        train(build_run_config(family_raw("ssavae", model={"sampler": "gaussian"})), tmp_path / "cell",
+              init_from=vec.run_dir)

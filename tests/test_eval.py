@@ -137,3 +137,17 @@ def test_interpolations_start_and_end_at_the_endpoints_codes():
     path = interpolations(model, x[:3], x[3:6], steps=5).view(3, 5, 1, 28, 28)
     assert torch.allclose(path[:, 0], model.reconstruct(x[:3]), atol=1e-6)
     assert torch.allclose(path[:, -1], model.reconstruct(x[3:6]), atol=1e-6)
+
+
+def test_high_frequency_power_flags_checkerboards_and_blur():
+    from ssavae.eval.metrics import high_frequency_power
+
+    ds = make_synthetic(16, 4)
+    x = torch.from_numpy(ds.x_train).float() / 255
+    checker = (torch.arange(28)[:, None] + torch.arange(28)[None, :]) % 2  # (28, 28)
+    textured = (x + 0.3 * checker).clamp(0, 1)
+    blurred = F.avg_pool2d(x, 3, 1, 1)
+    real, tex, blur = (high_frequency_power(v) for v in (x, textured, blurred))
+    assert (tex > 3 * real).all() and (blur < real).all()
+    assert torch.allclose(high_frequency_power(checker[None, None].float()), torch.ones(1))
+    assert torch.allclose(high_frequency_power(torch.full((2, 1, 8, 8), 0.4)), torch.zeros(2))

@@ -93,3 +93,28 @@ def test_labeled_stream_draws_only_labels_cycles_all_and_is_a_function_of_t():
     assert len(yb) == 12 and (yb >= 0).all() and torch.equal(yb, torch.from_numpy(y)[xb[:, 0].long()])
     with pytest.raises(ValueError, match="no"):
         LabeledStream(x, np.full(100, -1), 4)
+
+
+def test_fitted_gaussian_recovers_per_class_gaussians():
+    from ssavae.nets import FittedGaussian
+
+    g = torch.Generator().manual_seed(0)
+    a = torch.randn(4000, 2, generator=g) * torch.tensor([2.0, 0.5]) + torch.tensor([5.0, -1.0])
+    b = torch.randn(2000, 2, generator=g) - 4
+    prior = FittedGaussian(2, num_classes=2)
+    assert torch.allclose(prior.sample(3, generator=g).std(), torch.tensor(1.0), atol=2)  # N(0, I) until fit
+    prior.fit(torch.cat([a, b]), torch.cat([torch.zeros(4000), torch.ones(2000)]))
+    assert torch.allclose(prior.means[0], torch.tensor([5.0, -1.0]), atol=0.1)
+    cov0 = prior.scale_tril[0] @ prior.scale_tril[0].T
+    assert torch.allclose(cov0, torch.diag(torch.tensor([4.0, 0.25])), atol=0.2)
+    assert prior.weights.tolist() == pytest.approx([2 / 3, 1 / 3])
+    s = prior.sample(3000, torch.full((3000,), 1), generator=g)
+    assert torch.allclose(s.mean(0), torch.tensor([-4.0, -4.0]), atol=0.1)
+    mix = prior.sample(6000, generator=g)
+    assert abs(float((mix[:, 0] > 0).float().mean()) - 2 / 3) < 0.03
+    z = torch.randn(5, 2)
+    comps = torch.distributions.MultivariateNormal(prior.means, scale_tril=prior.scale_tril)
+    oracle = torch.logsumexp(comps.log_prob(z[:, None]) + prior.weights.log(), 1)
+    assert torch.allclose(prior.log_prob(z), oracle)
+    with pytest.raises(ValueError, match="labels"):
+        prior.fit(a)

@@ -106,10 +106,12 @@ def _init_from(model: GenerativeModel, src_dir: Path) -> list[str]:
     trained = {g for p in model.phases() if p.name in done for s in p.steps for g in s.groups}
     wanted = tuple(f"{g}." for g in trained)
     state = {k: v for k, v in src["model"].items() if k in model.state_dict()}
+    wanted += ("prior.",) if done else ()  # a sampler fitted at the end of a completed phase
     lacking = [k for k in model.state_dict() if k.startswith(wanted) and k not in state]
     if lacking:
         raise ConfigError(f"--init-from {src_dir}: that run has no weights for {lacking[:3]}; "
-                          "its config builds other networks (e.g. model.vec_recon_weight)")
+                          "its config builds other networks or samplers (e.g. model.vec_recon_weight, "
+                          "model.sampler): train it with the same model settings")
     try:
         model.load_state_dict(state, strict=False)
     except RuntimeError as e:

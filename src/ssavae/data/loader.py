@@ -66,6 +66,12 @@ class InMemoryLoader:
     def __iter__(self):
         return self.iterate(0)
 
+    def full_pass(self, batch_size: int = 500) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Every training example once, in order, on every process alike (not sharded)."""
+        for i in range(0, len(self.x), batch_size):
+            yield (to_float(self.x[i:i + batch_size]).to(self.device),
+                   self.y[i:i + batch_size].to(self.device))
+
 
 class LabeledStream:
     """Batches of the labeled subset only, cycling it forever in a fresh order each pass.

@@ -213,6 +213,7 @@ class Trainer:
                 self._set_modes(phase)  # a callback may have switched modes to draw figures
         if self._out_of_steps() and self.progress["epoch"] < epochs:
             return False
+        self.model.on_phase_end(phase.name, self.loader.full_pass)
         self.progress["completed"].append(phase.name)
         self.progress.update(phase=pi + 1, epoch=0, batch=0, phase_step=0)
         self.save_checkpoint()

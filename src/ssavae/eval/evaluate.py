@@ -6,10 +6,10 @@ applies to every family that can support it:
 
 - classification (``has_classifier``): accuracy, error, confusion matrix;
 - reconstruction: pixel MSE and BCE, error in the evaluator's feature space, class consistency,
-  sharpness against real images;
+  sharpness and texture (high-frequency spectral power) against real images;
 - generation: Frechet distance between evaluator features of test images and of samples (an
   "FID" computed with our own evaluator, not Inception: comparable only within this project),
-  k-NN precision and recall (Kynkaanniemi et al. 2019), sharpness, and for families that sample
+  k-NN precision and recall (Kynkaanniemi et al. 2019), sharpness, texture, and for families that sample
   a requested class, the evaluator's accuracy on those samples;
 - likelihood (``has_likelihood``): negative ELBO and importance-weighted NLL in nats;
 - latent space: k-NN accuracy of test codes against training codes; silhouette for 2-D codes.
@@ -25,7 +25,8 @@ import torch.nn.functional as F
 
 from ..data import Dataset
 from .evaluator import Evaluator
-from .metrics import accuracy, frechet_distance, knn_accuracy, precision_recall, sharpness, silhouette
+from .metrics import (accuracy, frechet_distance, high_frequency_power, knn_accuracy, precision_recall,
+                      sharpness, silhouette)
 from .infer import batches, labels_for, over_batches
 
 
@@ -108,6 +109,10 @@ class Context:
         return float(sharpness(self.x).mean())
 
     @functools.cached_property
+    def real_texture(self) -> float:
+        return float(high_frequency_power(self.x).mean())
+
+    @functools.cached_property
     def predicted(self) -> torch.Tensor:
         return self.over_test(lambda xb, yb: self.model.predict_proba(xb).argmax(1))
 
@@ -180,6 +185,11 @@ def _recon_sharpness(c):
     return float(sharpness(c.recon).mean()) / c.real_sharpness
 
 
+@metric("reconstruction.texture_vs_real", "recon texture / real", _image, summary=True)
+def _recon_texture(c):
+    return float(high_frequency_power(c.recon).mean()) / c.real_texture
+
+
 @metric("generation.frechet_distance", "Frechet dist. (evaluator)", _generative, evaluator=True)
 def _frechet(c):
     return frechet_distance(c.real_features.numpy(), c.fake_features.numpy())
@@ -198,6 +208,11 @@ def _recall(c):
 @metric("generation.sharpness_vs_real", "sample sharpness / real", _image)
 def _sample_sharpness(c):
     return float(sharpness(c.samples.float()).mean()) / c.real_sharpness
+
+
+@metric("generation.texture_vs_real", "sample texture / real", _image)
+def _sample_texture(c):
+    return float(high_frequency_power(c.samples).mean()) / c.real_texture
 
 
 @metric("generation.conditional_accuracy", "",

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, fields
-from typing import Callable, ClassVar, Literal, Optional
+from typing import Callable, ClassVar, Iterable, Iterator, Literal, Optional
 
 import torch
 import torch.nn as nn
@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from .. import losses
 from ..data import DataInfo
 from ..errors import CapabilityError
-from ..nets import NetSpec, Prior, StandardNormal
+from ..nets import FittedGaussian, NetSpec, Prior, StandardNormal
 
 
 @dataclass(frozen=True)
@@ -142,6 +142,9 @@ class ModelConfig:
     mlp_hidden: tuple[int, ...] = (512, 256)
     upsample: Literal["transposed", "resize"] = "transposed"  # conv decoders
     likelihood: Literal["auto", "bernoulli", "gaussian"] = "auto"  # auto: bernoulli for [0,1] data
+    # where sample() draws codes: the family's fixed prior, or Gaussians fitted to the training
+    # codes once they are final (one overall, or one per class: the aggregate posterior)
+    sampler: Literal["prior", "gaussian", "class-gaussian"] = "prior"
     # loss-weight ramps, e.g. {kl_weight: {kind: linear, steps: 2000}} (see schedule_factor)
     schedules: dict = field(default_factory=dict)
 
@@ -170,6 +173,7 @@ class GenerativeModel(nn.Module):
     has_classifier: ClassVar[bool] = False  # predict_proba(x)
     has_latent_classifier: ClassVar[bool] = False  # predict_proba_latent(z) (decision regions)
     has_likelihood: ClassVar[bool] = False  # log_likelihood(x, k), negative_elbo(x)
+    fit_prior_after: ClassVar[Optional[str]] = None  # the phase after which the codes are final
 
     _REQUIRES = {"has_classifier": ("_predict_proba",),
                  "has_latent_classifier": ("_predict_proba_latent",),
@@ -194,7 +198,8 @@ class GenerativeModel(nn.Module):
             raise ValueError("model.likelihood='bernoulli' needs data in [0, 1]; this data is not: "
                              "use 'gaussian' or rescale the data")
         self.likelihood = lik
-        self.prior: Prior = StandardNormal(cfg.latent_dim)
+        self.prior: Prior = StandardNormal(cfg.latent_dim) if cfg.sampler == "prior" else \
+            FittedGaussian(cfg.latent_dim, info.num_classes if cfg.sampler == "class-gaussian" else 1)
         # a buffer tells the model's device without a parameter lookup
         self.register_buffer("_device_probe", torch.zeros(()), persistent=False)
 
@@ -221,6 +226,32 @@ class GenerativeModel(nn.Module):
 
     def on_phase_start(self, phase: str) -> None:
         """Called once when a phase begins (not when a run resumes inside it)."""
+
+    def on_phase_end(self, phase: str, data: Callable[[], Iterator[tuple[torch.Tensor, torch.Tensor]]]) -> None:
+        """Called once when a phase completes, before its checkpoint; ``data()`` is one ordered
+        pass over every training example (the same on every process). By default it fits an
+        ex-post sampler (``model.sampler``) after the phase ``fit_prior_after``."""
+        if phase == self.fit_prior_after and isinstance(self.prior, FittedGaussian):
+            self.fit_prior(data())
+
+    @torch.no_grad()
+    def fit_prior(self, batches: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> None:
+        """Fit the ex-post sampler to the codes of ``batches``; per class, an unlabeled example
+        takes the model's own prediction where it has a classifier and is left out otherwise."""
+        was_training = self.training
+        self.eval()
+        codes, labels = [], []
+        for x, y in batches:
+            codes.append(self._encode(x, y if self.conditional else None).cpu())
+            if self.has_classifier:
+                y = torch.where(y >= 0, y, self._predict_proba(x).argmax(1))
+            labels.append(y.cpu())
+        codes, labels = torch.cat(codes), torch.cat(labels)
+        if self.prior.num_modes:
+            keep = labels >= 0
+            codes, labels = codes[keep], labels[keep]
+        self.prior.fit(codes, labels)
+        self.train(was_training)
 
     def weight(self, name: str, batch: Batch) -> float:
         """The config's loss weight ``name`` at this batch, with its schedule if one is set."""

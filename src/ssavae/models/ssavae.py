@@ -94,6 +94,7 @@ class SSAVAE(GenerativeModel):
     has_classifier = True
     has_latent_classifier = True
     class_sampling = True  # sample(n, y): prior draws the classifier assigns to class y
+    fit_prior_after = "vec"  # model.sampler: fitted to the VEC's codes, used by step 2 and sample
 
     def __init__(self, cfg: SSAVAEConfig, info, parts=None):
         super().__init__(cfg, info, parts)
@@ -242,10 +243,11 @@ class SSAVAE(GenerativeModel):
         return F.softmax(self.cls(z), dim=-1)
 
     def sample_codes(self, n, y, generator):
-        """Prior draws; with labels y (n,), the draws the classifier is surest are of class
+        """Prior draws; with labels y (n,): from the class's own Gaussian with
+        ``model.sampler class-gaussian``, else the draws the classifier is surest are of class
         y[i] (the best of 32 candidates per requested image)."""
-        if y is None:
-            return self.prior.sample(n, generator=generator)
+        if y is None or self.prior.num_modes:
+            return self.prior.sample(n, y, generator=generator)
         cand = self.prior.sample(32 * n, generator=generator)
         logp = F.log_softmax(self.cls(cand), -1)  # (32n, K)
         z = torch.empty(n, self.cfg.latent_dim, device=cand.device)

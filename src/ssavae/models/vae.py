@@ -34,6 +34,7 @@ class VAE(GenerativeModel):
 
     Config = VAEConfig
     has_likelihood = True
+    fit_prior_after = "train"  # model.sampler gaussian: fitted to the codes after training
 
     def __init__(self, cfg: VAEConfig, info, parts=None):
         super().__init__(cfg, info, parts)

@@ -2,8 +2,9 @@
 discriminators, classifiers and latent priors."""
 from .parts import (Body, Classifier, Decoder, DeterministicEncoder, Discriminator, GaussianEncoder,
                     NetSpec, Trunk, apply_spectral_norm, conv_stages)
-from .priors import Categorical, GaussianMixture, Prior, StandardNormal, SwissRoll, make_prior
+from .priors import (Categorical, FittedGaussian, GaussianMixture, Prior, StandardNormal, SwissRoll,
+                     make_prior)
 
-__all__ = ["Body", "Categorical", "Classifier", "Decoder", "DeterministicEncoder", "Discriminator",
+__all__ = ["Body", "Categorical", "Classifier", "Decoder", "DeterministicEncoder", "Discriminator", "FittedGaussian",
            "GaussianEncoder", "GaussianMixture", "NetSpec", "Prior", "StandardNormal", "SwissRoll",
            "Trunk", "apply_spectral_norm", "conv_stages", "make_prior"]

@@ -134,3 +134,50 @@ def make_prior(kind: str, dim: int, num_classes: int) -> Prior:
     if kind == "swiss-roll":
         return SwissRoll(dim, max(num_classes, 1))
     raise ValueError(f"unknown prior {kind!r}; choose one of: {', '.join(PRIORS)}")
+
+
+class FittedGaussian(Prior):
+    """An ex-post prior: full-covariance Gaussians fitted to a trained encoder's codes (the
+    aggregate posterior), one overall or one per class (two-stage VAEs, Dai & Wipf 2019; regularized
+    autoencoders, Ghosh et al. 2020). Until ``fit`` it is N(0, I). With one Gaussian per class,
+    ``y`` picks the class and ``sample(n)`` draws classes by their share of the training codes."""
+
+    def __init__(self, dim: int, num_classes: int = 1, jitter: float = 1e-4):
+        super().__init__(dim, num_classes if num_classes > 1 else 0)
+        c = max(num_classes, 1)
+        self.jitter = jitter
+        self.register_buffer("means", torch.zeros(c, dim))
+        self.register_buffer("scale_tril", torch.eye(dim).expand(c, dim, dim).clone())
+        self.register_buffer("weights", torch.full((c,), 1.0 / c))
+
+    @torch.no_grad()
+    def fit(self, codes: torch.Tensor, labels: Optional[torch.Tensor] = None) -> None:
+        """codes (N, dim); labels (N,) in 0..C-1, needed for one Gaussian per class."""
+        c = self.means.shape[0]
+        if c > 1 and labels is None:
+            raise ValueError("a per-class fitted prior needs the codes' labels")
+        labels = torch.zeros(len(codes), dtype=torch.long) if c == 1 else labels.long()
+        codes = codes.double()
+        eye = torch.eye(self.dim, dtype=torch.float64)
+        for k in range(c):
+            zk = codes[labels == k]
+            if len(zk) < 2:  # a class without codes keeps N(0, I) and gets no weight
+                self.weights[k] = 0.0
+                continue
+            mean = zk.mean(0)
+            cov = torch.cov(zk.T).reshape(self.dim, self.dim) + self.jitter * eye
+            self.means[k] = mean.to(self.means)
+            self.scale_tril[k] = torch.linalg.cholesky(cov).to(self.scale_tril)
+            self.weights[k] = len(zk) / len(codes)
+        self.weights /= self.weights.sum().clamp(min=1e-12)
+
+    def _sample(self, n, y, generator):
+        if y is None:
+            y = torch.multinomial(self.weights.cpu(), n, replacement=True, generator=generator)
+        eps = torch.randn(n, self.dim, generator=generator)
+        return self.means.cpu()[y] + (self.scale_tril.cpu()[y] @ eps[:, :, None]).squeeze(-1)
+
+    def log_prob(self, z):
+        comps = torch.distributions.MultivariateNormal(self.means, scale_tril=self.scale_tril)
+        logp = comps.log_prob(z[:, None, :])  # (B, C)
+        return torch.logsumexp(logp + self.weights.clamp(min=1e-30).log(), -1)
