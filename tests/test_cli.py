@@ -69,16 +69,24 @@ def test_resume_from_cli_continues_and_refuses_model_changes(tmp_path):
     assert json.loads((out / "summary.json").read_text())["steps"] == 4
 
 
-def test_demo_runs_on_tiny_synthetic_data(tmp_path):
+def test_demo_trains_ssavae_then_a_vae_on_its_budget_and_compares(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("SSAVAE_CACHE", str(tmp_path / "cache"))
     out = tmp_path / "demo"
     args = ["demo", "--out", str(out), "--data", "synthetic", "--model.arch", "mlp",
             "--model.mlp_hidden", "[64]", "--model.hidden", "32", "--model.vec_epochs", "1",
             "--model.decoder_epochs", "1", "--data.limit_train", "128", "--data.limit_test", "64",
             "--train.progress", "false"]
     assert cli.main(args) == 0
-    summary = json.loads((out / "summary.json").read_text())
+    summary = json.loads((out / "ssavae" / "summary.json").read_text())
     assert summary["model"] == "ssavae" and 0 <= summary["classification.accuracy"] <= 1
-    assert (out / "figures" / "latent_map.png").exists()
+    assert (out / "ssavae" / "figures" / "latent_map.png").exists()
+    vae_cfg = (out / "vae" / "config.yaml").read_text()
+    assert "max_minutes" in vae_cfg and "mlp_hidden:\n  - 64" in vae_cfg  # same budget, same nets
+    rows = json.loads((out / "compare.json").read_text())
+    assert [r["family"] for r in rows] == ["ssavae", "vae"]
+    assert all("generation.frechet_distance" in r for r in rows)
+    printed = capsys.readouterr().out
+    assert "Frechet" in printed and "report" in printed and "samples.png" in printed
 
 
 def test_sweep_writes_table_and_figure_and_resumes(tmp_path, monkeypatch):

@@ -233,10 +233,19 @@ def cmd_locate(args, overrides) -> int:
 
 
 def cmd_demo(args, overrides) -> int:
+    from rich.console import Console
+
     from .demo import run_demo
 
-    result = run_demo(args.out, args.data, args.data_dir, overrides)
-    _print_result(result)
+    out = run_demo(args.out, args.data, args.data_dir, overrides)
+    console = Console()
+    console.print((out / "compare.md").read_text())
+    for family in ("ssavae", "vae"):
+        console.print(f"{family}: report [bold]{out / family / 'report.html'}[/bold]")
+        for f in sorted((out / family / "figures").glob("*.png")):
+            if "epoch" not in f.name:
+                console.print(f"  figure: {f}")
+    console.print(f"both: {out / 'compare.html'}, samples side by side: {out / 'samples.png'}")
     return 0
 
 
@@ -347,7 +356,7 @@ def build_parser() -> argparse.ArgumentParser:
     lo.add_argument("--data-dir", default=None)
     lo.set_defaults(func=cmd_locate)
 
-    m = add("demo", "the main job: SSAVAE on Fashion-MNIST with its report, ~10 min on 2 cores")
+    m = add("demo", "the main job: SSAVAE on Fashion-MNIST beside a VAE on the same budget, ~10 min on 2 cores")
     m.add_argument("--out", default="runs/demo")
     m.add_argument("--data", default="fashion-mnist")
     m.add_argument("--data-dir", default=None)

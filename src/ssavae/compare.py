@@ -40,13 +40,21 @@ def run_compare(families: list[str], raw: dict, out: str | Path, budget: str,
                 n_eval: int = 5000, iw_samples: int = 1000) -> Path:
     out = Path(out)
     train_fields = parse_budget(budget)
-    rows = []
     for family in families:
-        run_dir = out / family
         model_raw = {k: v for k, v in (raw.get("model") or {}).items() if k != "name"}
         cfg = config_mod.build_run_config(config_mod.merge(
             raw, {"model": {"name": family, **model_raw}, "train": train_fields}))
-        train_or_resume(cfg, run_dir)
+        train_or_resume(cfg, out / family)
+    return evaluate_and_tabulate(out, families, budget, n_eval, iw_samples)
+
+
+def evaluate_and_tabulate(out: Path, families: list[str], budget: str, n_eval: int = 5000,
+                          iw_samples: int = 1000) -> Path:
+    """Evaluate ``OUT/<family>`` for each family (unless done), then write the table in
+    markdown, HTML and JSON and one row of samples per generative family."""
+    rows = []
+    for family in families:
+        run_dir = out / family
         metrics_path = run_dir / "eval" / "metrics.json"
         result = json.loads(metrics_path.read_text()) if metrics_path.exists() else \
             evaluate_run(run_dir, n=n_eval, iw_samples=iw_samples)
