@@ -22,7 +22,7 @@ from . import losses
 from .data import to_float
 from .eval.evaluator import get_evaluator
 from .eval.infer import batches
-from .eval.metrics import pixel_mse, sharpness
+from .eval.metrics import high_frequency_power, pixel_mse, sharpness
 from .runs import load_model, prepare_data, train_or_resume
 
 log = logging.getLogger(__name__)
@@ -40,7 +40,7 @@ def score_cell(model, ds, evaluator, n: int = N_EVAL) -> dict:
     """Pixel MSE, feature error (the frozen encoder's L_rec), class kept, sharpness ratio."""
     x_all = ds.x_test[:n]
     y_all = torch.from_numpy(ds.y_test[:n])
-    mse, feat, kept, sharp, sharp_real = [], [], [], [], []
+    mse, feat, kept, sharp, sharp_real, tex, tex_real = [], [], [], [], [], [], []
     for i, xb in enumerate(batches(x_all, model.device)):
         rb = model.reconstruct(xb)
         mse.append(pixel_mse(rb, xb).cpu())
@@ -52,11 +52,14 @@ def score_cell(model, ds, evaluator, n: int = N_EVAL) -> dict:
         if ds.info.is_image:
             sharp.append(sharpness(rb).cpu())
             sharp_real.append(sharpness(xb).cpu())
+            tex.append(high_frequency_power(rb).cpu())
+            tex_real.append(high_frequency_power(xb).cpu())
     out = {"pixel_mse": float(torch.cat(mse).mean()), "feature_error": float(torch.cat(feat).mean()),
            "class_kept": float(torch.cat(kept).float().mean())}
     if sharp:
         out["sharpness"] = float(torch.cat(sharp).mean())
         out["sharpness_vs_real"] = out["sharpness"] / float(torch.cat(sharp_real).mean())
+        out["texture_vs_real"] = float(torch.cat(tex).mean()) / float(torch.cat(tex_real).mean())
     return out
 
 
@@ -106,12 +109,13 @@ def sweep_markdown(s: dict) -> str:
     lines = [f"SSAVAE beta/gamma sweep on {s['dataset']}, latent_dim {s['latent_dim']} "
              f"(VEC test accuracy {s['vec_test_accuracy']:.4f}; evaluator test accuracy "
              f"{s['evaluator_test_accuracy']:.4f}; {s['n_eval']} test images per cell)", "",
-             "| beta | gamma | pixel MSE | feature error | class kept | sharpness / real |",
-             "|---:|---:|---:|---:|---:|---:|"]
+             "| beta | gamma | pixel MSE | feature error | class kept | sharpness / real | texture / real |",
+             "|---:|---:|---:|---:|---:|---:|---:|"]
     for r in s["cells"]:
         lines.append(f"| {r['beta']:g} | {r['gamma']:g} | {r['pixel_mse']:.4f} | "
                      f"{r['feature_error']:.4f} | {r['class_kept']:.3f} | "
-                     f"{r.get('sharpness_vs_real', float('nan')):.3f} |")
+                     f"{r.get('sharpness_vs_real', float('nan')):.3f} | "
+                     f"{r.get('texture_vs_real', float('nan')):.3f} |")
     return "\n".join(lines) + "\n"
 
 
