@@ -66,7 +66,7 @@ def _half_unlabeled():
 
 def test_vec_unlabeled_terms_are_switches_that_change_the_loss_and_train():
     b = _half_unlabeled()
-    base = _vec_model(consistency_threshold=0.0)
+    base = _vec_model(consistency_weight=0.0, consistency_threshold=0.0)
     torch.manual_seed(1)
     plain = base.vec_loss(b)
     assert "entropy" not in plain.logs and "consistency" not in plain.logs  # the paper's VEC

@@ -18,7 +18,7 @@ from .runs import train_or_resume
 
 # Defaults of the model; only the schedule is shortened so the demo fits its time budget.
 DEMO = {
-    "model": {"name": "ssavae", "vec_epochs": 4, "decoder_epochs": 2},
+    "model": {"name": "ssavae", "vec_epochs": 3, "decoder_epochs": 1},
     "data": {"name": "fashion-mnist"},
     "train": {"batch_size": 128, "log_every": 50, "checkpoint_every": 200},
 }

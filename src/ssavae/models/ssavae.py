@@ -53,7 +53,7 @@ class SSAVAEConfig(ModelConfig):
     # ---- step 1 on few labels (docs/ssavae.md): terms that learn from the unlabeled images
     augment: Augment = "shift"  # view of the labeled stream's images for CE (none, shift, flip-shift)
     entropy_weight: float = 0.0  # entropy minimization of q(y|x) on unlabeled examples
-    consistency_weight: float = 0.0  # CE of a strong view against confident pseudo-labels
+    consistency_weight: float = 1.0  # CE of a strong view against confident pseudo-labels (0: the paper's VEC)
     consistency_threshold: float = 0.95  # confidence a pseudo-label needs (FixMatch's tau)
     decoder_init: Literal["random", "aux"] = "random"  # step-2 decoder starts from Aux?
     vec_epochs: Optional[int] = None  # epochs of step 1; null = train.epochs
