@@ -249,7 +249,7 @@ def test_ex_post_sampler_is_fitted_after_step_1_and_used_by_step_2(tmp_path, mon
     g = torch.Generator().manual_seed(0)
     assert torch.equal(model.sample_codes(4, torch.tensor([0, 1, 2, 3]), g),
                        prior.cpu().sample(4, torch.tensor([0, 1, 2, 3]), torch.Generator().manual_seed(0)))
-    vec = run(tmp_path, "vec", "ssavae", model={"decoder_epochs": 0})  # sampler: prior
+    vec = run(tmp_path, "vec", "ssavae", model={"decoder_epochs": 0, "sampler": "prior"})
     with pytest.raises(ConfigError, match="model.sampler"):
         train(build_run_config(family_raw("ssavae", model={"sampler": "gaussian"})), tmp_path / "cell",
               init_from=vec.run_dir)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .compare import evaluate_and_tabulate
-from .config import apply_override, build_run_config, merge
+from .config import apply_override, build_run_config, merge, to_dict
 from .runlog import read_metrics
 from .runs import train_or_resume
 
@@ -40,8 +40,8 @@ def run_demo(out: str, data: str = "fashion-mnist", data_dir: str | None = None,
     cfg = build_run_config(raw)
     train_or_resume(cfg, out / "ssavae")
     seconds = read_metrics(out / "ssavae")[-1]["time"]
-    vae_model = {"name": "vae", **{k: raw["model"][k] for k in SHARED_MODEL_FIELDS if k in raw["model"]}}
-    vae_model.setdefault("latent_dim", cfg.model.latent_dim)
+    vae_model = {"name": "vae", **to_dict(cfg.model)}
+    vae_model = {k: v for k, v in vae_model.items() if k in SHARED_MODEL_FIELDS + ("name",)}
     vae_raw = merge({k: v for k, v in raw.items() if k != "model"},
                     {"model": vae_model, "train": {"epochs": 10**6, "max_minutes": seconds / 60}})
     train_or_resume(build_run_config(vae_raw), out / "vae")

@@ -116,7 +116,7 @@ def _init_from(model: GenerativeModel, src_dir: Path) -> list[str]:
         model.load_state_dict(state, strict=False)
     except RuntimeError as e:
         raise ConfigError(f"--init-from {src_dir}: its networks do not match this config "
-                          f"(latent_dim, arch or sizes differ): {e}") from e
+                          f"(latent_dim, arch, sizes or model.sampler differ): {e}") from e
     return done
 
 

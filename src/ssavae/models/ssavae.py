@@ -44,6 +44,8 @@ from .base import Batch, GenerativeModel, ModelConfig, Phase, Step, StepOutput
 @dataclass
 class SSAVAEConfig(ModelConfig):
     latent_dim: int = 100  # the paper's K_z (2 for the latent maps, 100 otherwise)
+    upsample: Literal["transposed", "resize"] = "resize"  # no checkerboard (validation, results.md)
+    sampler: Literal["prior", "gaussian", "class-gaussian"] = "class-gaussian"  # where codes lie
     # ---- step 1: the VEC (kl_weight and lambda_cls can follow model.schedules)
     kl_weight: float = 0.01  # literal KL + CE collapses the code (METHODS.md measurements)
     lambda_cls: float = 1.0
@@ -66,7 +68,7 @@ class SSAVAEConfig(ModelConfig):
     pixel_weight: float = 0.0  # optional pixel NLL added to L_rec
     latent_reduction: Literal["mean", "sum"] = "mean"  # over latent dimensions
     prior_fakes: bool = True  # also show Dec(z_p), z_p ~ N(0, I), to Dis and to L_latent
-    disc_spectral_norm: bool = False  # spectral normalization in the discriminator
+    disc_spectral_norm: bool = True  # spectral normalization in the discriminator (validation)
     decoder_epochs: Optional[int] = None  # epochs of step 2; null = train.epochs
 
     def validate(self) -> None:
