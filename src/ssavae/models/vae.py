@@ -74,7 +74,9 @@ class VAE(GenerativeModel):
             z = losses.reparameterize(mu.expand(n, *mu.shape), logvar.expand(n, *logvar.shape))
             zf = z.reshape(-1, z.shape[-1])  # (n*B, latent_dim)
             xf = x.expand(n, *x.shape).reshape(-1, *x.shape[1:])
-            lw = (-self.nll(self.dec(zf), xf) + self.prior.log_prob(zf)
+            # the model's prior p(z) = N(0, I), not an ex-post sampler (model.sampler): the
+            # likelihood is of the model that was trained
+            lw = (-self.nll(self.dec(zf), xf) + losses.log_normal(zf)
                   - losses.log_normal(zf, mu.repeat(n, 1), logvar.repeat(n, 1)))
             log_w.append(lw.view(n, -1))
         return losses.iwae_bound(torch.cat(log_w))
