@@ -18,7 +18,7 @@ import torch.nn.functional as F
 
 from .. import losses
 from ..data.augment import Augment, augment
-from ..nets import Classifier, NetSpec, Trunk
+from ..nets import Classifier, Trunk
 from ..registry import register
 from .base import Batch, GenerativeModel, ModelConfig, Phase, Step, StepOutput
 
@@ -41,8 +41,8 @@ class SupervisedClassifier(GenerativeModel):
     def __init__(self, cfg: ClassifierConfig, info, parts=None):
         super().__init__(cfg, info, parts)
         self.enc = self.build_part("enc", lambda: Trunk(info.shape, cfg.net_spec(), {"mu": cfg.latent_dim}))
-        self.cls = self.build_part("cls", lambda: Classifier(
-            (cfg.latent_dim,), info.num_classes, NetSpec("mlp", None, cfg.cls_hidden[-1], cfg.cls_hidden[:-1])))
+        self.cls = self.build_part("cls", lambda: Classifier.on_codes(
+            cfg.latent_dim, info.num_classes, cfg.cls_hidden))
         self.check_parts_used()
 
     def groups(self):

@@ -36,7 +36,7 @@ import torch.nn.functional as F
 
 from .. import losses
 from ..data.augment import Augment, augment, strong
-from ..nets import Classifier, Decoder, Discriminator, GaussianEncoder, NetSpec
+from ..nets import Classifier, Decoder, Discriminator, GaussianEncoder
 from ..registry import register
 from .base import Batch, GenerativeModel, ModelConfig, Phase, Step, StepOutput
 
@@ -102,8 +102,8 @@ class SSAVAE(GenerativeModel):
         super().__init__(cfg, info, parts)
         spec = cfg.net_spec()
         self.enc = self.build_part("enc", lambda: GaussianEncoder(info.shape, cfg.latent_dim, spec))
-        self.cls = self.build_part("cls", lambda: Classifier(
-            (cfg.latent_dim,), info.num_classes, NetSpec("mlp", None, cfg.cls_hidden[-1], cfg.cls_hidden[:-1])))
+        self.cls = self.build_part("cls", lambda: Classifier.on_codes(
+            cfg.latent_dim, info.num_classes, cfg.cls_hidden))
         self.aux = self.build_part("aux", lambda: Decoder(info.shape, cfg.latent_dim, spec)) \
             if cfg.vec_recon_weight > 0 else None
         self.dec = self.build_part("dec", lambda: Decoder(info.shape, cfg.latent_dim, spec))

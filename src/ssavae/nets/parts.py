@@ -284,3 +284,9 @@ class Classifier(nn.Module):
     def features(self, x) -> torch.Tensor:
         """The penultimate activations (B, hidden)."""
         return self.trunk.features(x)[-1]
+
+    @classmethod
+    def on_codes(cls, latent_dim: int, num_classes: int, hidden: Sequence[int]) -> "Classifier":
+        """An MLP classifier of codes (B, latent_dim) with the dense ``hidden`` widths."""
+        hidden = tuple(hidden)
+        return cls((latent_dim,), num_classes, NetSpec("mlp", None, hidden[-1], hidden[:-1]))

@@ -8,8 +8,9 @@ density exists in closed form, ``log_prob(z)``.
 - ``Categorical``: one-hot vectors of K classes (the AAE's categorical code).
 
 A prior is an ``nn.Module`` without parameters: its buffers follow the model to its device and
-into the checkpoint. Draws are made on the CPU with the caller's generator, so the same seed
-gives the same codes on every device.
+into the checkpoint. The random numbers are drawn on the CPU with the caller's generator (the
+same seed gives the same codes on every device) and moved to the prior's device, where the
+buffers are used as they are: no device-to-host copy in a training step.
 """
 from __future__ import annotations
 
@@ -44,7 +45,11 @@ class Prior(nn.Module):
         return self._sample(n, y, generator).to(self._probe.device)
 
     def _sample(self, n, y, generator) -> torch.Tensor:
+        """(n, dim) codes from CPU random numbers; move them with ``self._to_device``."""
         raise NotImplementedError
+
+    def _to_device(self, t: torch.Tensor) -> torch.Tensor:
+        return t.to(self._probe.device, non_blocking=True)
 
     def log_prob(self, z: torch.Tensor) -> torch.Tensor:
         """log p(z) per row (B,)."""
@@ -76,7 +81,8 @@ class GaussianMixture(Prior):
     def _sample(self, n, y, generator):
         if y is None:
             y = torch.randint(self.num_modes, (n,), generator=generator)
-        return self.means.cpu()[y] + self.std * torch.randn(n, self.dim, generator=generator)
+        eps = torch.randn(n, self.dim, generator=generator)
+        return self.means[self._to_device(y)] + self.std * self._to_device(eps)
 
     def log_prob(self, z):
         d2 = (z[:, None, :] - self.means[None]).pow(2).sum(-1)  # (B, K)
@@ -172,10 +178,13 @@ class FittedGaussian(Prior):
         self.weights /= self.weights.sum().clamp(min=1e-12)
 
     def _sample(self, n, y, generator):
-        if y is None:
-            y = torch.multinomial(self.weights.cpu(), n, replacement=True, generator=generator)
-        eps = torch.randn(n, self.dim, generator=generator)
-        return self.means.cpu()[y] + (self.scale_tril.cpu()[y] @ eps[:, :, None]).squeeze(-1)
+        eps = self._to_device(torch.randn(n, self.dim, generator=generator))
+        if y is None:  # a component per draw, by the classes' shares of the training codes
+            u = self._to_device(torch.rand(n, generator=generator))
+            y = torch.searchsorted(self.weights.cumsum(0), u).clamp(max=len(self.weights) - 1)
+        else:
+            y = self._to_device(y)
+        return self.means[y] + (self.scale_tril[y] @ eps[:, :, None]).squeeze(-1)
 
     def log_prob(self, z):
         comps = torch.distributions.MultivariateNormal(self.means, scale_tril=self.scale_tril)
