@@ -236,9 +236,19 @@ def test_ssavae_decoder_init_from_aux_and_config_checks():
     assert all(torch.equal(a, b) for a, b in zip(model.aux.state_dict().values(),
                                                   model.dec.state_dict().values()))
     with pytest.raises(Exception, match="vec_recon_weight"):
-        tiny_model("ssavae", decoder_init="aux")
+        tiny_model("ssavae", vec_recon_weight=0.0, decoder_init="aux")
     with pytest.raises(Exception, match="feature_layers"):
         tiny_model("ssavae", feature_layers=[7])
+
+
+def test_ssavae_auxiliary_decoder_default_depends_on_latent_size():
+    """Unset, the auxiliary pixel term is on (and seeds step 2's decoder) above 2-D codes, off
+    for 2-D maps; an explicit value wins and the saved config records the resolved one."""
+    wide, flat = tiny_model("ssavae", latent_dim=8), tiny_model("ssavae", latent_dim=2)
+    assert wide.cfg.vec_recon_weight > 0 and wide.cfg.decoder_init == "aux" and "aux" in wide.groups()
+    assert flat.cfg.vec_recon_weight == 0 and flat.cfg.decoder_init == "random" and flat.aux is None
+    off = tiny_model("ssavae", latent_dim=8, vec_recon_weight=0.0)
+    assert off.aux is None and off.cfg.decoder_init == "random"
 
 
 def test_ssavae_beta_zero_has_no_discriminator_and_samples_per_class():

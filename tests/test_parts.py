@@ -28,11 +28,13 @@ def test_encoders_decoders_and_resize_conv():
     mu, logvar = GaussianEncoder((3, 32, 32), 5)(x)
     assert mu.shape == logvar.shape == (3, 5)
     assert DeterministicEncoder((3, 32, 32), 5)(x).shape == (3, 5)
-    for up in ("transposed", "resize"):
+    for up in ("transposed", "resize", "bilinear"):
         dec = Decoder((3, 32, 32), 5, NetSpec(upsample=up))
         assert dec(mu).shape == (3, 3, 32, 32)
+        modes = {m.mode for m in dec.modules() if isinstance(m, torch.nn.Upsample)}
         kinds = {type(m).__name__ for m in dec.modules()}
-        assert ("Upsample" in kinds) == (up == "resize") and ("ConvTranspose2d" in kinds) == (up == "transposed")
+        assert modes == {"resize": {"nearest"}, "bilinear": {"bilinear"}, "transposed": set()}[up]
+        assert ("ConvTranspose2d" in kinds) == (up == "transposed")
 
 
 def test_spectral_norm_bounds_every_layer():

@@ -192,16 +192,16 @@ def train(cfg: RunConfig, run_dir: str | Path, resume: bool = False,
 
 
 def evaluate_run(run_dir: str | Path, n: int = 5000, iw_samples: int = 1000,
-                 evaluator_epochs: int = 3, device: Optional[str] = None) -> dict:
+                 evaluator_epochs: Optional[int] = None, device: Optional[str] = None) -> dict:
     """``ssavae evaluate RUN_DIR``: every metric that applies -> RUN_DIR/eval/metrics.json."""
     from .eval.evaluate import evaluate_model
-    from .eval.evaluator import get_evaluator
+    from .eval.evaluator import EPOCHS, get_evaluator
     from .fileio import atomic_path
 
     run_dir = Path(run_dir)
     model, cfg = load_model(run_dir, map_location=device or "cpu")
     ds, _ = prepare_data(cfg)
-    evaluator = get_evaluator(ds, epochs=evaluator_epochs, device=device or "cpu")
+    evaluator = get_evaluator(ds, epochs=evaluator_epochs or EPOCHS, device=device or "cpu")
     result = evaluate_model(model, ds, evaluator, n=n, iw_samples=iw_samples, seed=cfg.seed)
     with atomic_path(run_dir / "eval" / "metrics.json") as tmp:
         tmp.write_text(json.dumps(result, indent=2))

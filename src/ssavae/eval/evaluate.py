@@ -6,7 +6,8 @@ applies to every family that can support it:
 
 - classification (``has_classifier``): accuracy, error, confusion matrix;
 - reconstruction: pixel MSE and BCE, error in the evaluator's feature space, class consistency,
-  sharpness and texture (high-frequency spectral power) against real images;
+  sharpness, texture (high-frequency spectral power) and spectral peaks (periodic artefacts)
+  against real images;
 - generation: Frechet distance between evaluator features of test images and of samples (an
   "FID" computed with our own evaluator, not Inception: comparable only within this project),
   k-NN precision and recall (Kynkaanniemi et al. 2019), sharpness, texture, and for families that sample
@@ -26,7 +27,7 @@ import torch.nn.functional as F
 from ..data import Dataset
 from .evaluator import Evaluator
 from .metrics import (accuracy, frechet_distance, high_frequency_power, knn_accuracy, precision_recall,
-                      sharpness, silhouette)
+                      sharpness, silhouette, spectral_peaks)
 from .infer import batches, labels_for, over_batches
 
 
@@ -113,6 +114,18 @@ class Context:
         return float(high_frequency_power(self.x).mean())
 
     @functools.cached_property
+    def real_halves(self) -> tuple[torch.Tensor, torch.Tensor, float]:
+        """(reference, other) halves of the real images and the spectral-peak floor between them."""
+        half = self.n // 2
+        ref, other = self.x[:half], self.x[half:2 * half]
+        return ref, other, spectral_peaks(other, ref)
+
+    def peaks_vs_real(self, images: torch.Tensor) -> float:
+        """``spectral_peaks`` of ``images`` (as many as the other half) over the real floor."""
+        ref, other, floor = self.real_halves
+        return spectral_peaks(images[:len(other)], ref) / max(floor, 1e-12)
+
+    @functools.cached_property
     def predicted(self) -> torch.Tensor:
         return self.over_test(lambda xb, yb: self.model.predict_proba(xb).argmax(1))
 
@@ -190,6 +203,12 @@ def _recon_texture(c):
     return float(high_frequency_power(c.recon).mean()) / c.real_texture
 
 
+@metric("reconstruction.peaks_vs_real", "recon spectral peaks / real", _image)
+def _recon_peaks(c):
+    half = c.n // 2  # reconstructions of the images that are not the reference half
+    return c.peaks_vs_real(c.recon[half:2 * half])
+
+
 @metric("generation.frechet_distance", "Frechet dist. (evaluator)", _generative, evaluator=True)
 def _frechet(c):
     return frechet_distance(c.real_features.numpy(), c.fake_features.numpy())
@@ -213,6 +232,11 @@ def _sample_sharpness(c):
 @metric("generation.texture_vs_real", "sample texture / real", _image)
 def _sample_texture(c):
     return float(high_frequency_power(c.samples).mean()) / c.real_texture
+
+
+@metric("generation.peaks_vs_real", "sample spectral peaks / real", _image)
+def _sample_peaks(c):
+    return c.peaks_vs_real(c.samples)
 
 
 @metric("generation.conditional_accuracy", "",

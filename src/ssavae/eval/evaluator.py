@@ -15,13 +15,15 @@ import torch
 import torch.nn.functional as F
 
 from ..data import Dataset, InMemoryLoader, cache_dir
+from ..data.augment import augment
 from ..checkpoint import load as load_ckpt
 from ..checkpoint import FORMAT_VERSION, save_atomic
 from ..nets import Classifier, NetSpec
 
 log = logging.getLogger(__name__)
 
-EVALUATOR_VERSION = 2  # 2: trunk with named heads (checkpoint format 2)
+EVALUATOR_VERSION = 3  # 2: trunk with named heads; 3: shift augmentation, cosine lr, 8 epochs
+EPOCHS = 8  # 91-92 % on Fashion-MNIST (v2: 3 epochs, 89 %, a low ceiling for "class kept")
 
 
 class Evaluator:
@@ -51,7 +53,7 @@ def _key(ds: Dataset, epochs: int) -> str:
     return f"{ds.name.replace(':', '_').replace('/', '_')}-v{EVALUATOR_VERSION}-e{epochs}-{h.hexdigest()[:16]}"
 
 
-def get_evaluator(ds: Dataset, epochs: int = 3, cache: Optional[Path] = None,
+def get_evaluator(ds: Dataset, epochs: int = EPOCHS, cache: Optional[Path] = None,
                   device: str | torch.device = "cpu", seed: int = 0) -> Evaluator:
     """The cached evaluator for ``ds`` (all training labels), training it on first use."""
     spec = NetSpec()
@@ -69,13 +71,15 @@ def get_evaluator(ds: Dataset, epochs: int = 3, cache: Optional[Path] = None,
     net = Classifier(ds.info.shape, ds.info.num_classes, spec.resolve(ds.info.shape)).to(device)
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
     loader = InMemoryLoader(ds.x_train, ds.y_train, 128, seed=seed, device=device)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(1, epochs * len(loader)))
     net.train()
     for epoch in range(epochs):
         loader.epoch_key = epoch
         for x, y in loader:
             opt.zero_grad(set_to_none=True)
-            F.cross_entropy(net(x), y).backward()
+            F.cross_entropy(net(augment(x, "shift")), y).backward()  # shift: safe for any image
             opt.step()
+            sched.step()
     torch.set_rng_state(gen_state)
     net.eval()
     ev = Evaluator(net, 0.0)

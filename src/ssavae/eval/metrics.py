@@ -38,6 +38,31 @@ def high_frequency_power(x: torch.Tensor, cutoff: float = 0.45) -> torch.Tensor:
     return ((power * high).sum((-2, -1)) / total).mean(1)
 
 
+def power_spectrum(x: torch.Tensor) -> torch.Tensor:
+    """Mean spectral power (H, W) of images (B, C, H, W), each image's mean removed."""
+    x = x.float() - x.float().mean((-2, -1), keepdim=True)
+    return torch.fft.fft2(x).abs().pow(2).mean((0, 1))
+
+
+def spectral_peaks(x: torch.Tensor, ref: torch.Tensor, cutoff: float = 0.2) -> float:
+    """Periodic artefacts (checkerboards, plaid grids at an upsampling or stride period) as
+    peaks in the ratio r of the mean power spectrum of ``x`` to that of real images ``ref``,
+    at spatial frequencies of at least ``cutoff`` cycles per pixel: the mean positive excess of r
+    over its own 3x3 neighbourhood mean, over the mean of r. Blur scales r smoothly and adds no
+    peaks; a pattern at one frequency does. Sampling noise sets a floor, so compare with the same
+    number computed for other real images of the same count (``Context``: "peaks / real").
+    Measured on Fashion-MNIST (2,500 images against 2,500 others, results.md): a 3x3 box blur of
+    real images 1.9x the real floor, a VAE's samples 2.3x, transposed-convolution checkerboard
+    19.7x, the plaid of a strongly adversarial SSAVAE decoder 5.5x."""
+    b, c, h, w = ref.shape
+    r = power_spectrum(x) / power_spectrum(ref).clamp(min=1e-12)  # (H, W)
+    local = F.avg_pool2d(F.pad(r[None, None], (1, 1, 1, 1), mode="circular"), 3, 1)[0, 0]
+    fy = torch.fft.fftfreq(h, device=r.device).abs()[:, None]
+    fx = torch.fft.fftfreq(w, device=r.device).abs()[None, :]
+    band = torch.maximum(fy, fx) >= cutoff
+    return float((r - local).clamp(min=0)[band].mean() / r[band].mean().clamp(min=1e-12))
+
+
 def accuracy(pred: torch.Tensor, target: torch.Tensor) -> float:
     """Fraction of equal labels, ignoring targets of -1."""
     known = target >= 0

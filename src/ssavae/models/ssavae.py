@@ -41,23 +41,28 @@ from ..registry import register
 from .base import Batch, GenerativeModel, ModelConfig, Phase, Step, StepOutput
 
 
+AUX_WEIGHT = 0.1  # the auxiliary pixel term's default weight at latent_dim > 2 (docs/ssavae.md)
+
+
 @dataclass
 class SSAVAEConfig(ModelConfig):
     latent_dim: int = 100  # the paper's K_z (2 for the latent maps, 100 otherwise)
-    upsample: Literal["transposed", "resize"] = "resize"  # no checkerboard (validation, results.md)
+    upsample: Literal["transposed", "resize", "bilinear"] = "resize"  # no checkerboard (validation, results.md)
     sampler: Literal["prior", "gaussian", "class-gaussian"] = "class-gaussian"  # where codes lie
     # ---- step 1: the VEC (kl_weight and lambda_cls can follow model.schedules)
     kl_weight: float = 0.01  # literal KL + CE collapses the code (METHODS.md measurements)
     lambda_cls: float = 1.0
     cls_input: Literal["z", "mu"] = "z"  # what Cls sees in training (always mu at test)
     cls_hidden: tuple[int, ...] = (256, 256)  # the classifier MLP on the code
-    vec_recon_weight: float = 0.0  # >0 adds an auxiliary decoder with a pixel NLL term
+    # >0 adds an auxiliary decoder with a pixel NLL term; null: AUX_WEIGHT when latent_dim > 2
+    # (instance detail for step 2's decoder), 0 for 2-D maps (it wrecks their class structure)
+    vec_recon_weight: Optional[float] = None
     # ---- step 1 on few labels (docs/ssavae.md): terms that learn from the unlabeled images
     augment: Augment = "shift"  # view of the labeled stream's images for CE (none, shift, flip-shift)
     entropy_weight: float = 0.0  # entropy minimization of q(y|x) on unlabeled examples
     consistency_weight: float = 1.0  # CE of a strong view against confident pseudo-labels (0: the paper's VEC)
     consistency_threshold: float = 0.95  # confidence a pseudo-label needs (FixMatch's tau)
-    decoder_init: Literal["random", "aux"] = "random"  # step-2 decoder starts from Aux?
+    decoder_init: Optional[Literal["random", "aux"]] = None  # step-2 decoder starts from Aux? null: if any
     vec_epochs: Optional[int] = None  # epochs of step 1; null = train.epochs
     # ---- step 2: the decoder
     beta: float = 0.005  # adversarial weight (0: no discriminator at all)
@@ -70,6 +75,13 @@ class SSAVAEConfig(ModelConfig):
     prior_fakes: bool = True  # also show Dec(z_p), z_p ~ N(0, I), to Dis and to L_latent
     disc_spectral_norm: bool = True  # spectral normalization in the discriminator (validation)
     decoder_epochs: Optional[int] = None  # epochs of step 2; null = train.epochs
+
+    def __post_init__(self) -> None:
+        """Resolve the latent-size dependent defaults, so a saved config shows what ran."""
+        if self.vec_recon_weight is None:
+            self.vec_recon_weight = AUX_WEIGHT if self.latent_dim > 2 else 0.0
+        if self.decoder_init is None:
+            self.decoder_init = "aux" if self.vec_recon_weight > 0 else "random"
 
     def validate(self) -> None:
         super().validate()

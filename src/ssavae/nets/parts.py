@@ -37,7 +37,7 @@ class NetSpec:
     channels: Optional[tuple[int, ...]] = None  # conv widths per stride-2 stage; None = auto
     hidden: int = 256  # width of the dense layer after the conv stack
     mlp_hidden: tuple[int, ...] = (512, 256)  # dense widths of MLP bodies
-    upsample: Literal["transposed", "resize"] = "transposed"  # decoder: ConvTranspose or resize-conv
+    upsample: Literal["transposed", "resize", "bilinear"] = "transposed"  # decoder: ConvTranspose or resize-conv
 
     def resolve(self, shape: Sequence[int]) -> "NetSpec":
         arch = self.arch
@@ -207,9 +207,10 @@ class DeterministicEncoder(nn.Module):
 class Decoder(nn.Module):
     """p(x | z [, cond]): z (B, latent) -> logits (B, *shape). Mirrors the encoder's body.
 
-    ``spec.upsample``: ``transposed`` (4x4 stride-2 transposed convolutions) or ``resize``
+    ``spec.upsample``: ``transposed`` (4x4 stride-2 transposed convolutions), ``resize``
     (nearest upsampling then a 3x3 convolution, which cannot make checkerboard artefacts:
-    Odena et al. 2016).
+    Odena et al. 2016) or ``bilinear`` (the same with bilinear upsampling, which also leaves no
+    block lattice of the coarsest feature map for an adversarial loss to sharpen into a grid).
     """
 
     def __init__(self, shape, latent_dim: int, spec: NetSpec = NetSpec(), cond_dim: int = 0):
@@ -228,8 +229,9 @@ class Decoder(nn.Module):
             layers = []
             widths = list(reversed(spec.channels)) + [shape[0]]
             for i in range(n):
-                if spec.upsample == "resize":
-                    layers += [nn.Upsample(scale_factor=2, mode="nearest"),
+                if spec.upsample in ("resize", "bilinear"):
+                    mode = "nearest" if spec.upsample == "resize" else "bilinear"
+                    layers += [nn.Upsample(scale_factor=2, mode=mode),
                                nn.Conv2d(widths[i], widths[i + 1], 3, 1, 1)]
                 else:
                     layers.append(nn.ConvTranspose2d(widths[i], widths[i + 1], 4, 2, 1))
