@@ -5,7 +5,8 @@
 # from it, each evaluated (`ssavae evaluate`, 5,000 validation images), beside a VAE with the same
 # budget (6 epochs) and both samplers. Prints one line per run. GROUPS picks the rows: "base"
 # (the 0.2 study: upsampling, sampler, spectral norm, pixel term on the paper's VEC), "aux" (the
-# auxiliary-decoder VEC, one decoder per adversarial weight beta), "vae".
+# auxiliary-decoder VEC, one decoder per adversarial weight beta), "bilinear" (the same with
+# bilinear upsampling in step 2), "vae".
 #   bash bench/decoder_validation.sh [OUT] [GROUPS]
 set -u
 OUT="${1:-runs/decoder-validation}"
@@ -20,7 +21,9 @@ m = json.load(open(sys.argv[1] + "/eval/metrics.json"))
 r, g = m.get("reconstruction", {}), m.get("generation", {})
 print(f"{sys.argv[1].split('/')[-1]:34s} acc {m.get('classification', {}).get('accuracy', float('nan')):.4f}"
       f"  rec mse {r['pixel_mse']:.4f} kept {r['class_consistency']:.3f} sharp {r['sharpness_vs_real']:.2f} tex {r['texture_vs_real']:.2f}"
-      f"  | FD {g['frechet_distance']:.1f} P {g['precision']:.2f} R {g['recall']:.2f} sharp {g['sharpness_vs_real']:.2f} tex {g['texture_vs_real']:.2f}")
+      f" peaks {r.get('peaks_vs_real', float('nan')):.1f}"
+      f"  | FD {g['frechet_distance']:.1f} P {g['precision']:.2f} R {g['recall']:.2f} sharp {g['sharpness_vs_real']:.2f} tex {g['texture_vs_real']:.2f}"
+      f" peaks {g.get('peaks_vs_real', float('nan')):.1f}")
 PY
 }
 cell() {  # name, overrides[, VEC run]: a decoder from a shared VEC
@@ -45,6 +48,11 @@ if [[ " $GROUPS_ " == *" aux "* ]]; then
   AUX="--model.vec_recon_weight 0.1 --model.decoder_init aux"
   vec vec-aux "$AUX"
   for b in 0.005 0.02 0.05 0.1; do cell "aux-beta$b" "$AUX --model.beta $b" vec-aux; done
+fi
+if [[ " $GROUPS_ " == *" bilinear "* ]]; then  # step 2 with bilinear upsampling, from the same VEC
+  AUX="--model.vec_recon_weight 0.1 --model.decoder_init aux"  # (its Aux was trained with nearest)
+  vec vec-aux "$AUX"
+  for b in 0.005 0.05; do cell "aux-bilinear-beta$b" "$AUX --model.beta $b --model.upsample bilinear" vec-aux; done
 fi
 [[ " $GROUPS_ " == *" vae "* ]] || exit 0
 for v in prior class-gaussian; do
