@@ -140,8 +140,8 @@ def test_interpolations_start_and_end_at_the_endpoints_codes():
 
 
 def test_spectral_peaks_flag_periodic_patterns_not_blur():
-    """A faint plaid grid (period 4, the upsampling lattice of a 7x7 -> 28x28 decoder) must stand
-    out from the real-vs-real floor; a blur changes the spectrum smoothly and must not."""
+    """A plaid grid (period 4, the upsampling lattice of a 7x7 -> 28x28 decoder) must stand out
+    from the real-vs-real floor; a blur changes the spectrum smoothly and must not."""
     from ssavae.eval.metrics import spectral_peaks
 
     ds = make_synthetic(400, 4)
