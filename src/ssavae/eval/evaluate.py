@@ -113,17 +113,20 @@ class Context:
     def real_texture(self) -> float:
         return float(high_frequency_power(self.x).mean())
 
+    @property
+    def other_half(self) -> slice:
+        """The real images that are not the spectral reference (the first half)."""
+        return slice(self.n // 2, 2 * (self.n // 2))
+
     @functools.cached_property
-    def real_halves(self) -> tuple[torch.Tensor, torch.Tensor, float]:
-        """(reference, other) halves of the real images and the spectral-peak floor between them."""
-        half = self.n // 2
-        ref, other = self.x[:half], self.x[half:2 * half]
-        return ref, other, spectral_peaks(other, ref)
+    def real_peak_floor(self) -> float:
+        """``spectral_peaks`` of the other half of the real images against the first half."""
+        return spectral_peaks(self.x[self.other_half], self.x[:self.n // 2])
 
     def peaks_vs_real(self, images: torch.Tensor) -> float:
         """``spectral_peaks`` of ``images`` (as many as the other half) over the real floor."""
-        ref, other, floor = self.real_halves
-        return spectral_peaks(images[:len(other)], ref) / max(floor, 1e-12)
+        ref = self.x[:self.n // 2]
+        return spectral_peaks(images[:len(ref)], ref) / max(self.real_peak_floor, 1e-12)
 
     @functools.cached_property
     def predicted(self) -> torch.Tensor:
@@ -205,8 +208,7 @@ def _recon_texture(c):
 
 @metric("reconstruction.peaks_vs_real", "recon spectral peaks / real", _image)
 def _recon_peaks(c):
-    half = c.n // 2  # reconstructions of the images that are not the reference half
-    return c.peaks_vs_real(c.recon[half:2 * half])
+    return c.peaks_vs_real(c.recon[c.other_half])  # of the images that are not the reference
 
 
 @metric("generation.frechet_distance", "Frechet dist. (evaluator)", _generative, evaluator=True)

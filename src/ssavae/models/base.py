@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from .. import losses
 from ..data import DataInfo
 from ..errors import CapabilityError
-from ..nets import FittedGaussian, NetSpec, Prior, StandardNormal
+from ..nets import FittedGaussian, NetSpec, Prior, StandardNormal, Upsample
 
 
 @dataclass(frozen=True)
@@ -140,7 +140,7 @@ class ModelConfig:
     channels: Optional[tuple[int, ...]] = None  # conv widths; null = 32, 64[, 128]
     hidden: int = 256
     mlp_hidden: tuple[int, ...] = (512, 256)
-    upsample: Literal["transposed", "resize", "bilinear"] = "transposed"  # conv decoders
+    upsample: Upsample = "transposed"  # conv decoders
     likelihood: Literal["auto", "bernoulli", "gaussian"] = "auto"  # auto: bernoulli for [0,1] data
     # where sample() draws codes: the family's fixed prior, or Gaussians fitted to the training
     # codes once they are final (one overall, or one per class: the aggregate posterior)

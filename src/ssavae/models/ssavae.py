@@ -36,7 +36,7 @@ import torch.nn.functional as F
 
 from .. import losses
 from ..data.augment import Augment, augment, strong
-from ..nets import Classifier, Decoder, Discriminator, GaussianEncoder
+from ..nets import Classifier, Decoder, Discriminator, GaussianEncoder, Upsample
 from ..registry import register
 from .base import Batch, GenerativeModel, ModelConfig, Phase, Step, StepOutput
 
@@ -47,7 +47,7 @@ AUX_WEIGHT = 0.1  # the auxiliary pixel term's default weight at latent_dim > 2 
 @dataclass
 class SSAVAEConfig(ModelConfig):
     latent_dim: int = 100  # the paper's K_z (2 for the latent maps, 100 otherwise)
-    upsample: Literal["transposed", "resize", "bilinear"] = "resize"  # no checkerboard (validation, results.md)
+    upsample: Upsample = "resize"  # no checkerboard (validation, results.md)
     sampler: Literal["prior", "gaussian", "class-gaussian"] = "class-gaussian"  # where codes lie
     # ---- step 1: the VEC (kl_weight and lambda_cls can follow model.schedules)
     kl_weight: float = 0.01  # literal KL + CE collapses the code (METHODS.md measurements)

@@ -1,10 +1,10 @@
 """Network parts shared by every family: trunks with named heads, encoders, decoders,
 discriminators, classifiers and latent priors."""
 from .parts import (Body, Classifier, Decoder, DeterministicEncoder, Discriminator, GaussianEncoder,
-                    NetSpec, Trunk, apply_spectral_norm, conv_stages)
+                    NetSpec, Trunk, Upsample, apply_spectral_norm, conv_stages)
 from .priors import (Categorical, FittedGaussian, GaussianMixture, Prior, StandardNormal, SwissRoll,
                      make_prior)
 
 __all__ = ["Body", "Categorical", "Classifier", "Decoder", "DeterministicEncoder", "Discriminator", "FittedGaussian",
            "GaussianEncoder", "GaussianMixture", "NetSpec", "Prior", "StandardNormal", "SwissRoll",
-           "Trunk", "apply_spectral_norm", "conv_stages", "make_prior"]
+           "Trunk", "Upsample", "apply_spectral_norm", "conv_stages", "make_prior"]

@@ -27,6 +27,7 @@ import torch
 import torch.nn as nn
 
 Arch = Literal["auto", "conv", "mlp"]
+Upsample = Literal["transposed", "resize", "bilinear"]  # how a conv decoder doubles its size
 
 
 @dataclass(frozen=True)
@@ -37,7 +38,7 @@ class NetSpec:
     channels: Optional[tuple[int, ...]] = None  # conv widths per stride-2 stage; None = auto
     hidden: int = 256  # width of the dense layer after the conv stack
     mlp_hidden: tuple[int, ...] = (512, 256)  # dense widths of MLP bodies
-    upsample: Literal["transposed", "resize", "bilinear"] = "transposed"  # decoder: ConvTranspose or resize-conv
+    upsample: Upsample = "transposed"  # decoder: ConvTranspose or resize-conv (see Decoder)
 
     def resolve(self, shape: Sequence[int]) -> "NetSpec":
         arch = self.arch
