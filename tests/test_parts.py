@@ -8,6 +8,7 @@ import torch
 from ssavae.data import LabeledStream
 from ssavae.nets import (Categorical, Decoder, DeterministicEncoder, Discriminator, GaussianEncoder,
                          GaussianMixture, NetSpec, StandardNormal, SwissRoll, Trunk, make_prior)
+from ssavae.nets.parts import ResizeConv2d
 
 
 def test_trunk_named_heads_features_and_conditions():
@@ -33,8 +34,31 @@ def test_encoders_decoders_and_resize_conv():
         assert dec(mu).shape == (3, 3, 32, 32)
         modes = {m.mode for m in dec.modules() if isinstance(m, torch.nn.Upsample)}
         kinds = {type(m).__name__ for m in dec.modules()}
-        assert modes == {"resize": {"nearest"}, "bilinear": {"bilinear"}, "transposed": set()}[up]
+        assert modes == {"resize": set(), "bilinear": {"bilinear"}, "transposed": set()}[up]
         assert ("ConvTranspose2d" in kinds) == (up == "transposed")
+        assert ("ResizeConv2d" in kinds) == (up == "resize")
+
+
+def test_resize_conv_is_nearest_upsampling_then_a_3x3_convolution():
+    """The folded stride-2 kernel computes exactly Upsample(nearest) + Conv2d(3, padding 1),
+    borders included, forward and backward; catches a wrong fold (a tap on the wrong side, a
+    transposed kernel) and a layout change that would no longer load 0.3 checkpoints."""
+    torch.manual_seed(0)
+    fast = ResizeConv2d(6, 4)
+    slow = torch.nn.Sequential(torch.nn.Upsample(scale_factor=2), torch.nn.Conv2d(6, 4, 3, 1, 1))
+    slow[1].load_state_dict(fast.state_dict())
+    x = torch.randn(3, 6, 7, 5, requires_grad=True)
+    out_fast, out_slow = fast(x), slow(x)
+    assert out_fast.shape == (3, 4, 14, 10)
+    torch.testing.assert_close(out_fast, out_slow)
+    g = torch.randn_like(out_fast)
+    gx_fast, gw_fast = torch.autograd.grad(out_fast, (x, fast.weight), g)
+    gx_slow, gw_slow = torch.autograd.grad(out_slow, (x, slow[1].weight), g)
+    torch.testing.assert_close(gx_fast, gx_slow)
+    torch.testing.assert_close(gw_fast, gw_slow)
+    dec = Decoder((1, 28, 28), 3, NetSpec(upsample="resize"))
+    assert {k for k in dec.state_dict() if k.startswith("net.")} == \
+        {"net.1.weight", "net.1.bias", "net.4.weight", "net.4.bias"}  # 0.3's keys
 
 
 def test_spectral_norm_bounds_every_layer():

@@ -4,7 +4,9 @@ Layout::
 
     OUT/vec/                       the step-1 run (decoder_epochs = 0), trained once
     OUT/cells/beta=B,gamma=G/      one run per cell, --init-from OUT/vec (step 2 only)
-    OUT/sweep.json, OUT/sweep.md   the table: pixel error, feature error, class kept, sharpness
+    OUT/sweep.json, OUT/sweep.md   the table: reconstruction (pixel and feature error, class
+                                   kept, sharpness, texture, spectral peaks) and samples
+                                   (Frechet, precision, recall, spectral peaks) per cell
     OUT/figure9.png                the same test inputs reconstructed by every cell
 
 Resumable: a cell with a summary is not trained again; an interrupted one resumes.
@@ -22,7 +24,7 @@ from . import losses
 from .data import to_float
 from .eval.evaluator import get_evaluator
 from .eval.infer import batches
-from .eval.metrics import high_frequency_power, pixel_mse, sharpness
+from .eval.evaluate import evaluate_model, flatten
 from .runs import load_model, prepare_data, train_or_resume
 
 log = logging.getLogger(__name__)
@@ -35,32 +37,29 @@ def cell_name(beta: float, gamma: float) -> str:
     return f"beta={beta:g},gamma={gamma:g}"
 
 
+# the table's columns: metrics.json key, header (every one but the feature error from evaluate)
+COLUMNS = [("reconstruction.pixel_mse", "pixel MSE"), ("feature_error", "feature error"),
+           ("reconstruction.class_consistency", "class kept"),
+           ("reconstruction.sharpness_vs_real", "sharpness / real"),
+           ("reconstruction.texture_vs_real", "texture / real"),
+           ("reconstruction.peaks_vs_real", "peaks / real"),
+           ("generation.frechet_distance", "sample Frechet"), ("generation.precision", "P"),
+           ("generation.recall", "R"), ("generation.peaks_vs_real", "sample peaks / real")]
+
+
 @torch.no_grad()
 def score_cell(model, ds, evaluator, n: int = N_EVAL) -> dict:
-    """Pixel MSE, feature error (the frozen encoder's L_rec), class kept, sharpness ratio."""
-    x_all = ds.x_test[:n]
-    y_all = torch.from_numpy(ds.y_test[:n])
-    mse, feat, kept, sharp, sharp_real, tex, tex_real = [], [], [], [], [], [], []
-    for i, xb in enumerate(batches(x_all, model.device)):
-        rb = model.reconstruct(xb)
-        mse.append(pixel_mse(rb, xb).cpu())
+    """The evaluation layer's metrics on ``n`` test images (flat keys), plus the frozen
+    encoder's feature error of the reconstructions (step 2's own L_rec, default reduction)."""
+    scores = flatten(evaluate_model(model, ds, evaluator, n=n))
+    feat = []
+    for xb in batches(ds.x_test[:n], model.device):
         fx = model.enc(xb, return_features=True)[2]
-        fr = model.enc(rb, return_features=True)[2]
+        fr = model.enc(model.reconstruct(xb), return_features=True)[2]
         idx = model.feature_layers
         feat.append(losses.feature_distance([fx[j] for j in idx], [fr[j] for j in idx]).cpu())
-        kept.append(evaluator.predict(rb) == y_all[i * 500:(i + 1) * 500])
-        if ds.info.is_image:
-            sharp.append(sharpness(rb).cpu())
-            sharp_real.append(sharpness(xb).cpu())
-            tex.append(high_frequency_power(rb).cpu())
-            tex_real.append(high_frequency_power(xb).cpu())
-    out = {"pixel_mse": float(torch.cat(mse).mean()), "feature_error": float(torch.cat(feat).mean()),
-           "class_kept": float(torch.cat(kept).float().mean())}
-    if sharp:
-        out["sharpness"] = float(torch.cat(sharp).mean())
-        out["sharpness_vs_real"] = out["sharpness"] / float(torch.cat(sharp_real).mean())
-        out["texture_vs_real"] = float(torch.cat(tex).mean()) / float(torch.cat(tex_real).mean())
-    return out
+    scores["feature_error"] = float(torch.cat(feat).mean())
+    return scores
 
 
 def run_sweep(raw: dict, out: str | Path, betas: list[float], gammas: list[float]) -> Path:
@@ -109,13 +108,12 @@ def sweep_markdown(s: dict) -> str:
     lines = [f"SSAVAE beta/gamma sweep on {s['dataset']}, latent_dim {s['latent_dim']} "
              f"(VEC test accuracy {s['vec_test_accuracy']:.4f}; evaluator test accuracy "
              f"{s['evaluator_test_accuracy']:.4f}; {s['n_eval']} test images per cell)", "",
-             "| beta | gamma | pixel MSE | feature error | class kept | sharpness / real | texture / real |",
-             "|---:|---:|---:|---:|---:|---:|---:|"]
+             "| beta | gamma | " + " | ".join(h for _, h in COLUMNS) + " |",
+             "|---:|---:|" + "---:|" * len(COLUMNS)]
     for r in s["cells"]:
-        lines.append(f"| {r['beta']:g} | {r['gamma']:g} | {r['pixel_mse']:.4f} | "
-                     f"{r['feature_error']:.4f} | {r['class_kept']:.3f} | "
-                     f"{r.get('sharpness_vs_real', float('nan')):.3f} | "
-                     f"{r.get('texture_vs_real', float('nan')):.3f} |")
+        vals = [r.get(k) for k, _ in COLUMNS]
+        lines.append(f"| {r['beta']:g} | {r['gamma']:g} | " + " | ".join(
+            "-" if v is None else f"{v:.4f}" if abs(v) < 1 else f"{v:.2f}" for v in vals) + " |")
     return "\n".join(lines) + "\n"
 
 

@@ -142,8 +142,10 @@ class SSAVAE(GenerativeModel):
         c = self.cfg
         vec_groups = ("enc", "cls") + (("aux",) if self.aux is not None else ())
         adversarial = self.disc is not None
-        dec_steps = (Step("disc", ("disc",), self.disc_loss),) if adversarial else ()
-        dec_steps += (Step("dec", ("dec",), self.dec_loss, through=("disc",) if adversarial else ()),)
+        # the decoder's update first: it hands its fakes, detached, to the discriminator's update
+        # on the same batch, which would otherwise decode the same codes with the same weights
+        dec_steps = (Step("dec", ("dec",), self.dec_loss, through=("disc",) if adversarial else ()),)
+        dec_steps += (Step("disc", ("disc",), self.disc_loss),) if adversarial else ()
         return [
             Phase("vec", (Step("vec", vec_groups, self.vec_loss, data="labeled"),),
                   epochs=c.vec_epochs, figures=self.aux is not None),
@@ -209,39 +211,50 @@ class SSAVAE(GenerativeModel):
 
     def disc_loss(self, batch: Batch) -> StepOutput:
         x = batch.x
-        z, _, z_p = self._codes(x)
-        with torch.no_grad():  # fakes shown to Dis are detached from the decoder
-            fakes = [self.to_data_range(self.dec(z))]
-            if z_p is not None:
-                fakes.append(self.to_data_range(self.dec(z_p)))
-        real_logit = self.disc(x)[0]  # (B, 1)
-        d = torch.stack([losses.gan_d_loss(real_logit, self.disc(f)[0]) for f in fakes]).mean(0)
+        fakes = self._handed_fakes(batch)
+        if fakes is None:  # no decoder update ran on this batch: decode here, detached
+            z, _, z_p = self._codes(x)
+            with torch.no_grad():
+                fakes = [self.to_data_range(self.dec(z))]
+                if z_p is not None:
+                    fakes.append(self.to_data_range(self.dec(z_p)))
+        n = len(x)
+        logits = self.disc(torch.cat([x, *fakes]))[0]  # one pass: real, then each kind of fake
+        real_logit = logits[:n]  # (B, 1)
+        d = torch.stack([losses.gan_d_loss(real_logit, logits[n * (i + 1):n * (i + 2)])
+                         for i in range(len(fakes))]).mean(0)
         loss = d.mean()
         return StepOutput(loss, {"d_loss": loss.detach(),
                                  "d_real": torch.sigmoid(real_logit).mean().detach()})
 
+    def _handed_fakes(self, batch: Batch) -> Optional[list[torch.Tensor]]:
+        """The detached fakes ``dec_loss`` decoded from this very batch, once; else None."""
+        handed, self._fakes = getattr(self, "_fakes", None), None
+        return handed[1] if handed is not None and handed[0] is batch.x else None
+
     def dec_loss(self, batch: Batch) -> StepOutput:
         c = self.cfg
         x = batch.x
+        n = len(x)
         z, feats_x, z_p = self._codes(x)
         enc = self.frozen(self.enc)  # gradients pass through the encoder to x_hat, not into it
-        x_logits = self.dec(z)  # (B, *shape)
-        x_hat = self.to_data_range(x_logits)
-        mu_hat, _, feats_hat = enc(x_hat, return_features=True)
-        rec = losses.feature_distance(feats_x, [feats_hat[i] for i in self.feature_layers],
+        codes = z if z_p is None else torch.cat([z, z_p])  # one decoder pass for both kinds
+        x_logits = self.dec(codes)  # (B [+ B], *shape)
+        fakes = self.to_data_range(x_logits)
+        mu_all, _, feats_all = enc(fakes, return_features=True)
+        x_hat, mu_hat = fakes[:n], mu_all[:n]
+        rec = losses.feature_distance(feats_x, [feats_all[i][:n] for i in self.feature_layers],
                                       c.feature_weights, c.feature_reduction)  # (B,)
         if c.pixel_weight:
-            rec = rec + self.weight("pixel_weight", batch) * self.nll(x_logits, x)
+            rec = rec + self.weight("pixel_weight", batch) * self.nll(x_logits[:n], x)
         lat = losses.squared_error(mu_hat, z, c.latent_reduction)  # (B,)
         if z_p is not None:
-            x_p = self.to_data_range(self.dec(z_p))
-            lat = 0.5 * (lat + losses.squared_error(enc(x_p)[0], z_p, c.latent_reduction))
+            lat = 0.5 * (lat + losses.squared_error(mu_all[n:], z_p, c.latent_reduction))
         loss = rec + self.weight("gamma", batch) * lat
         logs = {"rec": rec.mean().detach(), "latent": lat.mean().detach()}
         if self.disc is not None:
-            adv = losses.gan_g_loss(self.disc(x_hat)[0])  # (B,)
-            if z_p is not None:
-                adv = 0.5 * (adv + losses.gan_g_loss(self.disc(x_p)[0]))
+            self._fakes = (x, list(fakes.detach().split(n)))  # for disc_loss
+            adv = losses.gan_g_loss(self.disc(fakes)[0]).view(-1, n).mean(0)  # (B,): mean over kinds
             loss = loss + self.weight("beta", batch) * adv
             logs["adv"] = adv.mean().detach()
         loss = loss.mean()

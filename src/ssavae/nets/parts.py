@@ -30,6 +30,28 @@ Arch = Literal["auto", "conv", "mlp"]
 Upsample = Literal["transposed", "resize", "bilinear"]  # how a conv decoder doubles its size
 
 
+# Nearest-neighbour upsampling by 2 followed by a 3x3 convolution is, output pixel for output
+# pixel, a stride-2 transposed convolution whose 4x4 kernel is made of the 3x3 one: along each
+# axis an even output sees taps (w0, w1 + w2) of its two nearest inputs and an odd one
+# (w0 + w1, w2). _FOLD maps 3 taps to those 4 (rows: transposed-kernel index 0..3).
+_FOLD = torch.tensor([[0.0, 0.0, 1.0], [0.0, 1.0, 1.0], [1.0, 1.0, 0.0], [1.0, 0.0, 0.0]])
+
+
+class ResizeConv2d(nn.Conv2d):
+    """``nn.Upsample(scale_factor=2, mode="nearest")`` then this 3x3 convolution (padding 1),
+    computed in one stride-2 transposed convolution with the folded kernel: the same function
+    and parameters (and checkpoints) as the two layers, without convolving the 4x larger
+    upsampled map (about 4x less work forward and backward)."""
+
+    def __init__(self, c_in: int, c_out: int):
+        super().__init__(c_in, c_out, 3, 1, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        fold = _FOLD.to(self.weight)
+        kernel = torch.einsum("ka,oiab,lb->iokl", fold, self.weight, fold)  # (in, out, 4, 4)
+        return nn.functional.conv_transpose2d(x, kernel, self.bias, stride=2, padding=1)
+
+
 @dataclass(frozen=True)
 class NetSpec:
     """The sizes of a network; every family's config carries these fields."""
@@ -230,9 +252,10 @@ class Decoder(nn.Module):
             layers = []
             widths = list(reversed(spec.channels)) + [shape[0]]
             for i in range(n):
-                if spec.upsample in ("resize", "bilinear"):
-                    mode = "nearest" if spec.upsample == "resize" else "bilinear"
-                    layers += [nn.Upsample(scale_factor=2, mode=mode),
+                if spec.upsample == "resize":  # (Identity keeps the layer indices of 0.3)
+                    layers += [nn.Identity(), ResizeConv2d(widths[i], widths[i + 1])]
+                elif spec.upsample == "bilinear":
+                    layers += [nn.Upsample(scale_factor=2, mode="bilinear"),
                                nn.Conv2d(widths[i], widths[i + 1], 3, 1, 1)]
                 else:
                     layers.append(nn.ConvTranspose2d(widths[i], widths[i + 1], 4, 2, 1))
