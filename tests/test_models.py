@@ -243,9 +243,9 @@ def test_ssavae_decoder_init_from_aux_and_config_checks():
 
 def test_ssavae_step2_decodes_once_per_batch_and_hands_the_fakes_to_the_discriminator(tmp_path):
     """The decoder update decodes z and z_p in one pass; the discriminator update on the same
-    batch reuses those fakes (detached) instead of decoding again; a batch it was not handed
-    fakes for (or a second call) decodes its own. Catches the hand-over silently failing (twice
-    the decoder work) and a stale hand-over reused on another batch."""
+    batch reuses those fakes (detached, through ``batch.shared``) instead of decoding again; a
+    batch it was not handed fakes for (or a second call) decodes its own. Catches the hand-over
+    silently failing (twice the decoder work) and fakes reused beyond their batch."""
     model = tiny_model("ssavae")
     trainer = Trainer(build_run_config(family_raw("ssavae")), tmp_path)
     trainer.setup(model)
@@ -254,13 +254,17 @@ def test_ssavae_step2_decodes_once_per_batch_and_hands_the_fakes_to_the_discrimi
     dec_phase = model.phases()[1]
     assert [s.name for s in dec_phase.steps] == ["dec", "disc"]
     x, y = data(16)
+    shared = {}
     for step in dec_phase.steps:
-        trainer.update(step, Batch(x, y))
+        trainer.update(step, Batch(x, y, shared=shared))
     assert calls == [32]  # one pass over 16 posterior and 16 prior codes
-    trainer.update(dec_phase.steps[1], Batch(x, y))  # handed once only: decodes itself
+    trainer.update(dec_phase.steps[1], Batch(x, y, shared=shared))  # handed once: decodes itself
     trainer.update(dec_phase.steps[0], Batch(x, y))
-    trainer.update(dec_phase.steps[1], Batch(x.clone(), y))  # another batch
+    trainer.update(dec_phase.steps[1], Batch(x, y))  # another batch: nothing handed
     assert calls == [32, 16, 16, 32, 16, 16]
+    calls.clear()
+    trainer._run_batch(dec_phase, x, y, running={})  # the engine shares one dict per batch
+    assert calls == [32]
 
 
 def test_ssavae_auxiliary_decoder_default_depends_on_latent_size():

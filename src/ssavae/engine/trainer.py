@@ -259,10 +259,11 @@ class Trainer:
         x_lab = y_lab = None
         if any(s.data == "labeled" for s in phase.steps):
             x_lab, y_lab = self.labeled.batch(p["global_step"])
+        shared: dict = {}  # Batch.shared: what one step hands to the next on this batch
         for step in phase.steps:
             labeled = step.data == "labeled"
             batch = Batch(x, y, x_lab if labeled else None, y_lab if labeled else None,
-                          p["global_step"], p["phase_step"])
+                          p["global_step"], p["phase_step"], shared)
             for k, v in self.update(step, batch).items():
                 running.setdefault(f"{step.name}/{k}", []).append(v)
         p["global_step"] += 1

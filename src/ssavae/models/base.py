@@ -6,7 +6,9 @@ A model says *what* is optimized; the engine (``engine/``) says *how*:
 - ``phases() -> [Phase]``: a phase is an ordered tuple of ``Step``s plus the groups it freezes.
   A step names the groups it trains, **its own loss** (a pure function of a ``Batch``) and **its
   data** (``"mixed"``: the batch of labeled and unlabeled examples; ``"labeled"``: the batch also
-  carries ``x_lab, y_lab`` from a stream that cycles the labeled subset)::
+  carries ``x_lab, y_lab`` from a stream that cycles the labeled subset). A loss changes no
+  state of the model; what a later step of the same batch may reuse (a discriminator's fakes)
+  goes in ``batch.shared``, detached::
 
       Step("cls", groups=("enc", "cls"), loss=self.cls_loss, data="labeled")
 
@@ -42,7 +44,9 @@ class Batch:
     """What a step's loss receives. ``x, y``: the mixed batch (y = -1 where unlabeled);
     ``x_lab, y_lab``: a batch of the labeled stream (only for steps with ``data="labeled"``);
     ``step``: the run's global step, ``phase_step``: steps since this phase began (read-only
-    counters for schedules)."""
+    counters for schedules). ``shared``: one dict for all the steps of a phase on this batch, so
+    a later step can reuse what an earlier one computed (detached tensors only, never a graph:
+    each step backpropagates its own loss alone)."""
 
     x: torch.Tensor
     y: torch.Tensor
@@ -50,6 +54,7 @@ class Batch:
     y_lab: Optional[torch.Tensor] = None
     step: int = 0
     phase_step: int = 0
+    shared: dict = field(default_factory=dict, compare=False, repr=False)
 
     def labeled(self) -> tuple[torch.Tensor, torch.Tensor]:
         if self.x_lab is None:

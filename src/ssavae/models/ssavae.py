@@ -211,7 +211,7 @@ class SSAVAE(GenerativeModel):
 
     def disc_loss(self, batch: Batch) -> StepOutput:
         x = batch.x
-        fakes = self._handed_fakes(batch)
+        fakes = batch.shared.pop("fakes", None)  # dec_loss's, from this batch
         if fakes is None:  # no decoder update ran on this batch: decode here, detached
             z, _, z_p = self._codes(x)
             with torch.no_grad():
@@ -226,11 +226,6 @@ class SSAVAE(GenerativeModel):
         loss = d.mean()
         return StepOutput(loss, {"d_loss": loss.detach(),
                                  "d_real": torch.sigmoid(real_logit).mean().detach()})
-
-    def _handed_fakes(self, batch: Batch) -> Optional[list[torch.Tensor]]:
-        """The detached fakes ``dec_loss`` decoded from this very batch, once; else None."""
-        handed, self._fakes = getattr(self, "_fakes", None), None
-        return handed[1] if handed is not None and handed[0] is batch.x else None
 
     def dec_loss(self, batch: Batch) -> StepOutput:
         c = self.cfg
@@ -253,7 +248,7 @@ class SSAVAE(GenerativeModel):
         loss = rec + self.weight("gamma", batch) * lat
         logs = {"rec": rec.mean().detach(), "latent": lat.mean().detach()}
         if self.disc is not None:
-            self._fakes = (x, list(fakes.detach().split(n)))  # for disc_loss
+            batch.shared["fakes"] = list(fakes.detach().split(n))  # for disc_loss
             adv = losses.gan_g_loss(self.disc(fakes)[0]).view(-1, n).mean(0)  # (B,): mean over kinds
             loss = loss + self.weight("beta", batch) * adv
             logs["adv"] = adv.mean().detach()
