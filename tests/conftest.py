@@ -20,6 +20,7 @@ TINY = {
 FAMILIES = {
     "classifier": {"data": {"labels_per_class": 8}},
     "vae": {},
+    "cvae": {"data": {"labels_per_class": 8}},
     "ssavae": {"data": {"labels_per_class": 8}},
 }
 

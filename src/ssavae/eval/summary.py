@@ -54,6 +54,17 @@ def interpolations(model, x_a: torch.Tensor, x_b: torch.Tensor, steps: int = 10,
 
 
 @torch.no_grad()
+def style_transfer(model, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """A conditional family's style transfer (the poster's figure): each source image, then its
+    code ``encode(x, y)`` decoded with every class: (n * (K + 1), *shape), one row per source."""
+    k = model.num_classes
+    z = model.encode(x, y)  # (n, latent_dim)
+    classes = torch.arange(k, device=z.device).repeat(len(z))  # (n * K,)
+    out = model.decode(z.repeat_interleave(k, 0), classes).view(len(z), k, *x.shape[1:])
+    return torch.cat([x[:, None], out], 1).flatten(0, 1)
+
+
+@torch.no_grad()
 def final_figures(model, ds: Dataset, run_dir: Path, seed: int = 0) -> list[Path]:
     """Reconstructions, samples, per-class samples, latent map (+ lattice for 2-D), curves."""
     figures = Path(run_dir) / "figures"
@@ -68,6 +79,11 @@ def final_figures(model, ds: Dataset, run_dir: Path, seed: int = 0) -> list[Path
             g = torch.Generator().manual_seed(seed)
             written.append(fig.save_grid(figures / "samples_per_class.png",
                                          model.sample(len(y), y=y, generator=g), nrow=10))
+        if model.conditional:  # first column: the source; then its code decoded as each class
+            x = to_float(ds.x_test[:10]).to(model.device)
+            yt = torch.from_numpy(ds.y_test[:10]).to(model.device)
+            written.append(fig.save_grid(figures / "style_transfer.png",
+                                         style_transfer(model, x, yt), nrow=ds.info.num_classes + 1))
         if model.cfg.latent_dim == 2 and not model.conditional:
             written.append(fig.save_grid(figures / "latent_lattice.png", latent_lattice(model),
                                          nrow=20, scale=1))

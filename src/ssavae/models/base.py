@@ -247,6 +247,8 @@ class GenerativeModel(nn.Module):
         self.eval()
         codes, labels = [], []
         for x, y in batches:
+            if self.conditional:  # codes of labeled examples only: encoding needs the label
+                x, y = x[y >= 0], y[y >= 0]
             codes.append(self._encode(x, y if self.conditional else None).cpu())
             if self.has_classifier:
                 y = torch.where(y >= 0, y, self._predict_proba(x).argmax(1))

@@ -13,6 +13,7 @@ Loss per example (the negative ELBO when ``kl_weight = 1``)::
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Optional
 
 import torch
 
@@ -20,6 +21,15 @@ from .. import losses
 from ..nets import Decoder, GaussianEncoder
 from ..registry import register
 from .base import Batch, GenerativeModel, ModelConfig, Phase, Step, StepOutput
+
+
+def elbo_terms(model: GenerativeModel, x: torch.Tensor, cond: Optional[torch.Tensor] = None):
+    """Per-example reconstruction NLL and KL to N(0, I), both (B,), with one z ~ q(z|x[, cond]),
+    and the decoder's output (B, *shape), for any family with ``enc`` (GaussianEncoder) and
+    ``dec`` (Decoder); ``cond`` (B, K) goes to both (a conditional VAE)."""
+    mu, logvar = model.enc(x, cond)  # (B, latent_dim) each
+    x_logits = model.dec(losses.reparameterize(mu, logvar), cond)
+    return model.nll(x_logits, x), losses.gaussian_kl(mu, logvar), x_logits
 
 
 @dataclass
@@ -49,20 +59,14 @@ class VAE(GenerativeModel):
     def phases(self):
         return [Phase("train", (Step("vae", ("enc", "dec"), self.vae_loss),))]
 
-    def elbo_terms(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per-example reconstruction NLL and KL, both (B,), with one z ~ q(z|x)."""
-        mu, logvar = self.enc(x)  # (B, latent_dim) each
-        z = losses.reparameterize(mu, logvar)
-        return self.nll(self.dec(z), x), losses.gaussian_kl(mu, logvar)
-
     def vae_loss(self, batch: Batch) -> StepOutput:
-        recon, kl = self.elbo_terms(batch.x)
+        recon, kl, _ = elbo_terms(self, batch.x)
         loss = (recon + self.weight("kl_weight", batch) * kl).mean()
         return StepOutput(loss, {"loss": loss.detach(), "recon": recon.mean().detach(),
                                  "kl": kl.mean().detach()})
 
     def _negative_elbo(self, x):
-        recon, kl = self.elbo_terms(x)
+        recon, kl, _ = elbo_terms(self, x)
         return recon + kl
 
     def _log_likelihood(self, x, k, chunk: int = 100):

@@ -1,0 +1,70 @@
+"""CVAE, label-conditional (Sohn et al. 2015; the poster of seeds 004), METHODS.md section 3.
+
+Generative story::
+
+    p(z) = N(0, I)                                   z: (latent_dim,), independent of the label
+    p(x | z, y) = Bernoulli(sigmoid(Dec(z, onehot(y))))   (or N(Dec(z, y), I) for real data)
+    q(z | x, y) = N(mu(x, y), diag sigma^2(x, y))    the encoder sees the label too
+
+Loss per labeled example::
+
+    L(x, y) = -log p(x | z, y) + kl_weight * KL(q(z|x,y) || N(0, I)),   z ~ q(z|x,y)
+
+Only labeled examples train it (the mixed batch's labeled rows and a batch of the labeled
+stream): an unlabeled image has no y to condition on, and is not used to train some
+unconditioned path instead. Since y is given to the decoder, the code is free to hold what the
+label does not say (the "style"): ``decode(encode(x, y), y')`` draws x's style as class y'
+(the style-transfer figure, ``figures/style_transfer.png``), and ``sample(n, y)`` draws class y.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from ..nets import Decoder, GaussianEncoder, Upsample
+from ..registry import register
+from .base import Batch, GenerativeModel, ModelConfig, Phase, Step, StepOutput
+from .vae import elbo_terms
+
+
+@dataclass
+class CVAEConfig(ModelConfig):
+    latent_dim: int = 20
+    upsample: Upsample = "resize"
+    kl_weight: float = 1.0  # 1 = the conditional ELBO (schedulable)
+
+
+@register("cvae")
+class CVAE(GenerativeModel):
+    """Label-conditional VAE: Enc(x, y), Dec(z, y), N(0, I) prior, trained on labeled examples."""
+
+    Config = CVAEConfig
+    conditional = True
+    fit_prior_after = "train"
+
+    def __init__(self, cfg: CVAEConfig, info, parts=None):
+        super().__init__(cfg, info, parts)
+        spec, k = cfg.net_spec(), info.num_classes
+        self.enc = self.build_part("enc", lambda: GaussianEncoder(info.shape, cfg.latent_dim, spec, cond_dim=k))
+        self.dec = self.build_part("dec", lambda: Decoder(info.shape, cfg.latent_dim, spec, cond_dim=k))
+        self.check_parts_used()
+
+    def groups(self):
+        return {"enc": self.enc, "dec": self.dec}
+
+    def phases(self):
+        return [Phase("train", (Step("cvae", ("enc", "dec"), self.cvae_loss, data="labeled"),))]
+
+    def labeled_examples(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """The mixed batch's labeled rows and the labeled stream's batch: (n, *shape), (n,)."""
+        x_lab, y_lab = batch.labeled()
+        known = batch.y >= 0
+        return torch.cat([batch.x[known], x_lab]), torch.cat([batch.y[known], y_lab])
+
+    def cvae_loss(self, batch: Batch) -> StepOutput:
+        x, y = self.labeled_examples(batch)
+        recon, kl, _ = elbo_terms(self, x, self.one_hot(y))
+        loss = (recon + self.weight("kl_weight", batch) * kl).mean()
+        return StepOutput(loss, {"loss": loss.detach(), "recon": recon.mean().detach(),
+                                 "kl": kl.mean().detach()})
