@@ -21,6 +21,8 @@ FAMILIES = {
     "classifier": {"data": {"labels_per_class": 8}},
     "vae": {},
     "cvae": {"data": {"labels_per_class": 8}},
+    "vaegan": {},
+    "cvae_cgan": {"data": {"labels_per_class": 8}},
     "ssavae": {"data": {"labels_per_class": 8}},
 }
 

@@ -47,3 +47,139 @@ def test_cvae_label_steers_the_decoder_and_style_transfer():
     torch.testing.assert_close(grid[0], x[0])  # each row starts with its source
     torch.testing.assert_close(grid[1:5], model.decode(model.encode(x[:1], y[:1]).expand(4, -1),
                                                        torch.arange(4)))
+
+
+# ---------------------------------------------------------------------------- the stability guard
+
+SOUND = {"vaegan": {}, "cvae_cgan": {}, "ssavae": {"vec_epochs": 1, "decoder_epochs": 8}}
+BROKEN = {"vaegan": {"equilibrium": False}, "cvae_cgan": {"disc_spectral_norm": False},
+          "ssavae": {"beta": 1.0, "disc_spectral_norm": False}}
+
+
+@pytest.mark.parametrize("name", sorted(BROKEN))
+def test_stability_guard_stops_a_critic_that_wins_outright(tmp_path, name):
+    """A critic learning rate 100x the default (0.1 against 1e-3) lets the critic win outright:
+    the guard stops the run with a message naming the step and the fix, the CLI prints it as a
+    user error, and the checkpoint on disk is from before the winning streak began. The
+    family's defaults, with the same patience, run to their end."""
+    from ssavae import cli
+    from ssavae.checkpoint import load as load_ckpt
+    from ssavae.runlog import read_metrics
+
+    from conftest import tiny_cli
+
+    train = {"epochs": 8, "log_every": 1, "checkpoint_every": 1, "guard_patience": 5}
+    args = ["train", *tiny_cli(name, model={**SOUND[name], **BROKEN[name]}, train=train,
+                               **_labels(name)),
+            "--train.step_lr", "{disc: 0.1}", "--out", str(tmp_path / "broken")]
+    assert cli.main(args) == 2
+    rows = read_metrics(tmp_path / "broken")
+    won = [r["disc/d_real"] - r["disc/d_fake"] >= 0.9 for r in rows if "disc/d_real" in r]
+    assert won[-5:] == [True] * 5
+    saved = load_ckpt(tmp_path / "broken" / "checkpoints" / "last.pt")["progress"]["global_step"]
+    assert saved <= rows[-1]["step"] - 5  # not written while the critic was winning
+    sound = ["train", *tiny_cli(name, model=SOUND[name], train=train, **_labels(name)),
+             "--out", str(tmp_path / "sound")]
+    assert cli.main(sound) == 0
+
+
+def _labels(name):
+    return {"data": {"labels_per_class": 8}} if name != "vaegan" else {}
+
+
+def test_stability_guard_spots_collapsed_samples():
+    """Two probes in a row with (nearly) identical samples stop the run; one does not, and
+    varied samples reset the count. Catches a probe that compares the wrong spreads."""
+    from ssavae.config import build_run_config
+    from ssavae.engine.guard import StabilityGuard
+
+    from conftest import family_raw
+
+    model = tiny_model("vaegan")
+    guard = StabilityGuard(build_run_config(family_raw("vaegan")).train, model, lambda: None)
+    x, _ = data(64)
+    logs = {"disc": {"d_real": torch.tensor(0.6), "d_fake": torch.tensor(0.4)}}
+    model.sample = lambda n, y=None, generator=None: x[:1].expand(n, -1, -1, -1)  # one image
+    assert guard.after_batch(logs, x, 500) is None and guard.alarmed
+    model.sample = lambda n, y=None, generator=None: x[:n]  # as varied as the data
+    assert guard.after_batch(logs, x, 1000) is None and not guard.alarmed
+    model.sample = lambda n, y=None, generator=None: x[:1].expand(n, -1, -1, -1)
+    assert guard.after_batch(logs, x, 1500) is None
+    assert guard.after_batch(logs, x, 1700) is None  # not a probe step
+    assert "collapsed" in guard.after_batch(logs, x, 2000)
+
+
+# ---------------------------------------------------------------------------- VAE-GAN, CVAE+CGAN
+
+
+def test_equilibrium_gate_oracle():
+    """Larsen's rule: costs = mean -log D(x) on reals and -log(1 - D(fake)) on fakes, threshold
+    0.68, margin 0.35: both below 0.33 -> the critic pauses; one above 1.03 -> the generator
+    loses its GAN term; never both off."""
+    from ssavae.models.adversarial import equilibrium
+
+    def gate(real, fake):
+        return equilibrium(torch.full((8, 1), real), torch.full((8, 1), fake), 0.68, 0.35)
+
+    assert gate(5.0, -5.0) == (False, True)  # costs 0.007, 0.007: the critic is far ahead
+    assert gate(-3.0, 3.0) == (True, False)  # costs 3.05: far behind
+    assert gate(0.0, 0.0) == (True, True)  # costs ln 2 = 0.69: balanced
+    assert gate(5.0, 3.0) == (True, True)  # one far ahead, one far behind: both train
+
+
+@pytest.mark.parametrize("name,decoded", [("vaegan", [16, 32]), ("cvae_cgan", [24, 40])])
+def test_one_encoder_and_one_decoder_pass_per_batch(tmp_path, name, decoded):
+    """Through the engine: the encoder update decodes the reconstructions (16 images, or the
+    cvae_cgan's 16 labeled + 8 stream examples), the decoder update decodes them again with
+    its own graph plus one prior fake per mixed-batch image, and the critic update decodes
+    nothing (it gets the fakes through Batch.shared)."""
+    from ssavae.config import build_run_config
+    from ssavae.data import LabeledStream
+    from ssavae.data.synthetic import make_synthetic
+    from ssavae.engine import Trainer
+
+    from conftest import family_raw
+
+    model = tiny_model(name)
+    trainer = Trainer(build_run_config(family_raw(name)), tmp_path)
+    trainer.setup(model)
+    x, y = data(16)
+    ds = make_synthetic(8, 4, seed=1)
+    trainer.labeled = LabeledStream(ds.x_train, ds.y_train, batch_size=8)
+    calls = []
+    model.dec.register_forward_hook(lambda m, i, o: calls.append(len(i[0])))
+    trainer._run_batch(model.phases()[0], x, y, running={})
+    assert calls == decoded
+
+
+def test_vaegan_critic_update_skipped_by_the_gate_changes_nothing(tmp_path):
+    """A gated critic update (the decoder update said the critic is far ahead) moves no
+    parameter and no optimizer state; an ungated one does."""
+    from ssavae.config import build_run_config
+    from ssavae.engine import Trainer
+
+    from conftest import family_raw
+
+    model = tiny_model("vaegan")
+    trainer = Trainer(build_run_config(family_raw("vaegan")), tmp_path)
+    trainer.setup(model)
+    disc_step = model.phases()[0].steps[2]
+    x, y = data(16)
+    before = [p.detach().clone() for p in model.disc.parameters()]
+    trainer.update(disc_step, Batch(x, y, shared={"train_dis": False}))
+    assert all(torch.equal(a, b) for a, b in zip(before, model.disc.parameters()))
+    assert not trainer.optimizers["disc"].state
+    trainer.update(disc_step, Batch(x, y, shared={"train_dis": True}))
+    assert not all(torch.equal(a, b) for a, b in zip(before, model.disc.parameters()))
+
+
+def test_cvae_cgan_critic_is_a_classifier_of_real_images():
+    """The (K+1)-way critic's K real outputs classify: trained on labeled reals (and fakes) it
+    learns the labels; predict_proba leaves the fake output out."""
+    model = tiny_model("cvae_cgan")
+    x, y = data(16)
+    b = Batch(x, y, x[:8], y[:8])
+    _overfit(model, model.disc_loss, b, steps=150)
+    p = model.predict_proba(x)
+    assert p.shape == (16, 4) and torch.allclose(p.sum(1), torch.ones(16))
+    assert (p.argmax(1) == y).float().mean() > 0.9

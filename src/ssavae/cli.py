@@ -15,7 +15,7 @@ from typing import Optional
 
 from . import __version__
 from .config import apply_override, build_run_config, load_file, merge, parse_value
-from .errors import CapabilityError, CheckpointError, ConfigError, DataError
+from .errors import CapabilityError, CheckpointError, ConfigError, DataError, TrainingError
 
 log = logging.getLogger("ssavae")
 
@@ -40,7 +40,8 @@ class UserError(Exception):
 
 
 def _user_errors() -> tuple[type, ...]:
-    return (UserError, ConfigError, DataError, CheckpointError, CapabilityError, FileNotFoundError)
+    return (UserError, ConfigError, DataError, CheckpointError, CapabilityError, TrainingError,
+            FileNotFoundError)
 
 
 def _setup_logging(verbose: bool) -> None:

@@ -71,6 +71,18 @@ class TrainConfig:
     sample_every: int = 1  # epochs between sample/reconstruction grids; 0 disables
     progress: bool = True  # rich progress bar with the live losses
     tensorboard: bool = False  # also log to TensorBoard (needs the [tensorboard] extra)
+    # the stability guard of adversarial training (engine/guard.py)
+    guard: bool = True
+    guard_patience: int = 200  # batches in a row a critic may win outright before the run stops
+    guard_margin: float = 0.05  # "outright": d_real - d_fake >= 1 - 2 * margin
+    guard_every: int = 500  # phase steps between sample-collapse probes; 0: no probes
+    guard_collapse: float = 0.05  # sample spread / real spread below this (twice) is a collapse
+
+    def validate(self) -> None:
+        if self.guard_patience < 1 or self.guard_every < 0:
+            raise ValueError("train.guard_patience must be >= 1 and train.guard_every >= 0")
+        if not 0 <= self.guard_margin < 0.5 or self.guard_collapse < 0:
+            raise ValueError("train.guard_margin must be in [0, 0.5) and train.guard_collapse >= 0")
 
 
 @dataclass

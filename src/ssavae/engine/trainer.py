@@ -31,6 +31,7 @@ from ..config import RunConfig, TrainConfig
 from ..errors import TrainingError
 from ..models.base import Batch, GenerativeModel, Phase, Step
 from ..runlog import MetricsWriter
+from .guard import GuardError, StabilityGuard
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +70,7 @@ class Trainer:
         self.on_epoch_end = on_epoch_end
         self._stop_requested = False
         self._deadline: Optional[float] = None  # wall-clock end of the current phase's budget
+        self._guard: Optional[StabilityGuard] = None  # set by fit (train.guard)
         self.progress = {"phase": 0, "epoch": 0, "batch": 0, "global_step": 0, "phase_step": 0,
                          "completed": []}
 
@@ -130,7 +132,12 @@ class Trainer:
         self._stop_requested = True
 
     # ------------------------------------------------------------------ checkpoints
-    def save_checkpoint(self, name: str = "last.pt") -> Path:
+    def save_checkpoint(self, name: str = "last.pt") -> Optional[Path]:
+        """Write the checkpoint atomically; not while the stability guard is alarmed (the last
+        one on disk then stays the last sound state)."""
+        if self._guard is not None and self._agree(self._guard.alarmed):
+            log.warning("stability guard alarmed: checkpoint %s not written", name)
+            return None
         state = ckpt_io.make(self.model, self.optimizers, self.progress, self.cfg.to_dict())
         path = self.run_dir / "checkpoints" / name
         if self.fabric.global_rank == 0:
@@ -162,6 +169,8 @@ class Trainer:
                                       else None, tc.tensorboard) if self.fabric.global_rank == 0 else None
         self._start = time.time()
         self._bar = _Progress(enabled=tc.progress and self.fabric.global_rank == 0)
+        self._guard = StabilityGuard(tc, model, lambda: self._set_modes(self._phase)) \
+            if tc.guard else None
         try:
             with self._graceful_stop(), self._bar:
                 phases = model.phases()
@@ -200,6 +209,7 @@ class Trainer:
         self._set_deadline(pi, phases)
         if self.progress["epoch"] == 0 and self.progress["batch"] == 0:
             self.model.on_phase_start(phase.name)
+        self._phase = phase
         self._set_modes(phase)
         log.info("phase %s: %d epoch(s), steps %s", phase.name, epochs,
                  ", ".join(s.name for s in phase.steps))
@@ -260,14 +270,17 @@ class Trainer:
         if any(s.data == "labeled" for s in phase.steps):
             x_lab, y_lab = self.labeled.batch(p["global_step"])
         shared: dict = {}  # Batch.shared: what one step hands to the next on this batch
+        step_logs = {}
         for step in phase.steps:
             labeled = step.data == "labeled"
             batch = Batch(x, y, x_lab if labeled else None, y_lab if labeled else None,
                           p["global_step"], p["phase_step"], shared)
-            for k, v in self.update(step, batch).items():
+            step_logs[step.name] = self.update(step, batch)
+            for k, v in step_logs[step.name].items():
                 running.setdefault(f"{step.name}/{k}", []).append(v)
         p["global_step"] += 1
         p["phase_step"] += 1
+        self._batch_logs = (step_logs, x)  # for the stability guard, once the row is logged
 
     def _after_batch(self, phase: Phase, epoch: int, last: bool, running: dict) -> None:
         """Log, checkpoint and honour stop requests at the batch boundary."""
@@ -280,6 +293,12 @@ class Trainer:
                 self._metrics.write(row)
         else:
             self._bar.update(self.progress["batch"])
+        if self._guard is not None:
+            stop = self._guard.after_batch(*self._batch_logs, self.progress["phase_step"])
+            if self._agree(stop is not None):
+                if self._metrics and not (gs % tc.log_every == 0 or last):
+                    self._metrics.write(self._row(running, phase, epoch))  # the batch that stopped it
+                raise GuardError(stop or "stopped by the stability guard of process 0")
         if gs % tc.checkpoint_every == 0:
             self.save_checkpoint()
         if self._agree(self._stop_requested):
@@ -302,6 +321,8 @@ class Trainer:
                 f"step {step.name!r} produced a non-finite loss ({out.loss.item()}) at global step "
                 f"{self.progress['global_step']}; lower train.lr, set train.grad_clip, or check "
                 "the data for extreme values")
+        if self._agree(out.skip):  # the step declined this batch: no backward, no step
+            return out.logs
         fabric.backward(out.loss)
         if fabric.world_size > 1:
             _average_gradients(params, fabric.world_size)

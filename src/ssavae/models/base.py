@@ -67,6 +67,7 @@ class Batch:
 class StepOutput:
     loss: torch.Tensor  # scalar, differentiable
     logs: dict[str, torch.Tensor] = field(default_factory=dict)  # detached scalars
+    skip: bool = False  # no update on this batch (an equilibrium gate); rank 0 decides for all
 
 
 @dataclass(frozen=True)

@@ -45,10 +45,15 @@ class CVAE(GenerativeModel):
 
     def __init__(self, cfg: CVAEConfig, info, parts=None):
         super().__init__(cfg, info, parts)
+        self.build_networks()
+        self.check_parts_used()
+
+    def build_networks(self) -> None:
+        """Enc(x, y) and Dec(z, y), the label as a one-hot joining the dense layer / the code."""
+        cfg, info = self.cfg, self.info
         spec, k = cfg.net_spec(), info.num_classes
         self.enc = self.build_part("enc", lambda: GaussianEncoder(info.shape, cfg.latent_dim, spec, cond_dim=k))
         self.dec = self.build_part("dec", lambda: Decoder(info.shape, cfg.latent_dim, spec, cond_dim=k))
-        self.check_parts_used()
 
     def groups(self):
         return {"enc": self.enc, "dec": self.dec}

@@ -38,6 +38,7 @@ from .. import losses
 from ..data.augment import Augment, augment, strong
 from ..nets import Classifier, Decoder, Discriminator, GaussianEncoder, Upsample
 from ..registry import register
+from .adversarial import critic_pass, fakes_for_critic, hand_fakes
 from .base import Batch, GenerativeModel, ModelConfig, Phase, Step, StepOutput
 
 
@@ -211,21 +212,17 @@ class SSAVAE(GenerativeModel):
 
     def disc_loss(self, batch: Batch) -> StepOutput:
         x = batch.x
-        fakes = batch.shared.pop("fakes", None)  # dec_loss's, from this batch
-        if fakes is None:  # no decoder update ran on this batch: decode here, detached
+
+        def decode():  # no decoder update ran on this batch
             z, _, z_p = self._codes(x)
-            with torch.no_grad():
-                fakes = [self.to_data_range(self.dec(z))]
-                if z_p is not None:
-                    fakes.append(self.to_data_range(self.dec(z_p)))
-        n = len(x)
-        logits = self.disc(torch.cat([x, *fakes]))[0]  # one pass: real, then each kind of fake
-        real_logit = logits[:n]  # (B, 1)
-        d = torch.stack([losses.gan_d_loss(real_logit, logits[n * (i + 1):n * (i + 2)])
-                         for i in range(len(fakes))]).mean(0)
+            return [self.to_data_range(self.dec(c)) for c in (z, z_p) if c is not None]
+
+        real_logit, fake_logits, _ = critic_pass(self.disc, x, fakes_for_critic(batch, decode))
+        d = torch.stack([losses.gan_d_loss(real_logit, f) for f in fake_logits]).mean(0)
         loss = d.mean()
         return StepOutput(loss, {"d_loss": loss.detach(),
-                                 "d_real": torch.sigmoid(real_logit).mean().detach()})
+                                 "d_real": torch.sigmoid(real_logit).mean().detach(),
+                                 "d_fake": torch.sigmoid(torch.cat(fake_logits)).mean().detach()})
 
     def dec_loss(self, batch: Batch) -> StepOutput:
         c = self.cfg
@@ -248,7 +245,7 @@ class SSAVAE(GenerativeModel):
         loss = rec + self.weight("gamma", batch) * lat
         logs = {"rec": rec.mean().detach(), "latent": lat.mean().detach()}
         if self.disc is not None:
-            batch.shared["fakes"] = list(fakes.detach().split(n))  # for disc_loss
+            hand_fakes(batch, list(fakes.split(n)))  # for disc_loss
             adv = losses.gan_g_loss(self.disc(fakes)[0]).view(-1, n).mean(0)  # (B,): mean over kinds
             loss = loss + self.weight("beta", batch) * adv
             logs["adv"] = adv.mean().detach()
