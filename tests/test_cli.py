@@ -105,6 +105,21 @@ def test_sweep_writes_table_and_figure_and_resumes(tmp_path, monkeypatch):
     md = (out / "sweep.md").read_text()
     assert (out / "figure9.png").exists() and "| beta |" in md and "peaks / real" in md
     assert md.count("\n| 0.1 |") == 2 and " - |" not in md  # every cell, every column filled
+    # a cell training cannot finish (the stability guard) is reported; the others still are
+    from ssavae.engine.guard import GuardError
+
+    def guarded(cfg, d, **k):
+        if Path(d).name == "beta=0.1,gamma=0":
+            raise GuardError("stability guard: the critic won, so the generator learns nothing")
+        return real(cfg, d, **k)
+
+    real = run_mod.train
+    monkeypatch.setattr(run_mod, "train", guarded)
+    broken = tmp_path / "sweep-guarded"
+    assert cli.main(args[:-6] + ["--out", str(broken), "--betas", "0,0.1", "--gammas", "0"]) == 0
+    md = (broken / "sweep.md").read_text()
+    assert "| 0.1 | 0 | stopped: stability guard: the critic won |" in md and "\n| 0 | 0 | 0." in md
+    monkeypatch.setattr(run_mod, "train", real)
     # a finished sweep trains nothing again
     calls = []
     real = run_mod.train

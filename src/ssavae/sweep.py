@@ -21,6 +21,7 @@ import torch
 
 from . import config as config_mod
 from . import losses
+from .errors import TrainingError
 from .data import to_float
 from .eval.evaluator import get_evaluator
 from .eval.infer import batches
@@ -71,9 +72,14 @@ def run_sweep(raw: dict, out: str | Path, betas: list[float], gammas: list[float
     vec_cfg = config_mod.build_run_config(vec_raw)
     train_or_resume(vec_cfg, vec_dir)
     cells = [(b, g) for g in gammas for b in betas]
+    failed = {}  # a cell that cannot train (e.g. stopped by the stability guard) is a result too
     for b, g in cells:
         cfg = config_mod.build_run_config(config_mod.merge(raw, {"model": {"beta": b, "gamma": g}}))
-        train_or_resume(cfg, out / "cells" / cell_name(b, g), init_from=vec_dir)
+        try:
+            train_or_resume(cfg, out / "cells" / cell_name(b, g), init_from=vec_dir)
+        except TrainingError as e:
+            log.warning("%s: %s", cell_name(b, g), e)
+            failed[(b, g)] = str(e)
 
     _, cfg0 = load_model(vec_dir)
     ds, _ = prepare_data(cfg0)
@@ -82,6 +88,9 @@ def run_sweep(raw: dict, out: str | Path, betas: list[float], gammas: list[float
     shown = to_float(ds.x_test[:N_SHOWN])
     recon_rows, kept_rows = [], []
     for b, g in cells:
+        if (b, g) in failed:
+            rows.append({"beta": b, "gamma": g, "failed": failed[(b, g)]})
+            continue
         model, _ = load_model(out / "cells" / cell_name(b, g))
         scores_path = out / "cells" / cell_name(b, g) / "sweep_scores.json"
         if scores_path.exists():
@@ -100,7 +109,8 @@ def run_sweep(raw: dict, out: str | Path, betas: list[float], gammas: list[float
     (out / "sweep.json").write_text(json.dumps(summary, indent=2))
     (out / "sweep.md").write_text(sweep_markdown(summary))
     if ds.info.is_image:
-        figure9(out / "figure9.png", shown, recon_rows, kept_rows, [cell_name(b, g) for b, g in cells])
+        figure9(out / "figure9.png", shown, recon_rows, kept_rows,
+                [cell_name(b, g) for b, g in cells if (b, g) not in failed])
     return out
 
 
@@ -111,6 +121,9 @@ def sweep_markdown(s: dict) -> str:
              "| beta | gamma | " + " | ".join(h for _, h in COLUMNS) + " |",
              "|---:|---:|" + "---:|" * len(COLUMNS)]
     for r in s["cells"]:
+        if "failed" in r:
+            lines.append(f"| {r['beta']:g} | {r['gamma']:g} | stopped: {r['failed'].split(', so')[0]} |")
+            continue
         vals = [r.get(k) for k, _ in COLUMNS]
         lines.append(f"| {r['beta']:g} | {r['gamma']:g} | " + " | ".join(
             "-" if v is None else f"{v:.4f}" if abs(v) < 1 else f"{v:.2f}" for v in vals) + " |")
