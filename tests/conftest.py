@@ -23,6 +23,7 @@ FAMILIES = {
     "cvae": {"data": {"labels_per_class": 8}},
     "vaegan": {},
     "cvae_cgan": {"data": {"labels_per_class": 8}},
+    "cvae_completion": {},
     "ssavae": {"data": {"labels_per_class": 8}},
 }
 

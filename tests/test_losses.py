@@ -117,3 +117,14 @@ def test_k_plus_1_gan_losses_against_explicit_probabilities():
     zeros = torch.zeros(2, 11)  # at logit 0 with K = 10: ln 11 each for a labeled real and a fake
     assert torch.allclose(losses.class_gan_d_loss(zeros, torch.tensor([3, -1]), zeros),
                           torch.tensor([2 * math.log(11), math.log(11) + math.log(11 / 10)]))
+
+
+def test_nll_weight_scores_only_the_weighted_units():
+    """weight = a 0/1 mask: the NLL is the sum over the masked units alone (oracle: the
+    unweighted NLL of the selected units), for both likelihoods."""
+    torch.manual_seed(0)
+    logits, x = torch.randn(3, 1, 4, 4), torch.rand(3, 1, 4, 4)
+    mask = (torch.rand(3, 1, 4, 4) > 0.5).float()
+    for nll in (losses.bernoulli_nll, losses.gaussian_nll):
+        per_unit = [nll(logits[i][mask[i] > 0][None], x[i][mask[i] > 0][None]) for i in range(3)]
+        torch.testing.assert_close(nll(logits, x, weight=mask), torch.cat(per_unit))

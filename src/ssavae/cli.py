@@ -23,6 +23,7 @@ EXAMPLES = {
     "train": "ssavae train --model vae --data fashion-mnist --out runs/vae --model.latent_dim 2 "
              "--train.epochs 10",
     "sample": "ssavae sample runs/vae --n 64 --out samples.png",
+    "complete": "ssavae complete runs/completion --count 8 --draws 6 --out completions.png",
     "list-models": "ssavae list-models",
     "list-datasets": "ssavae list-datasets",
     "download": "ssavae download mnist --dest ~/data/mnist",
@@ -162,6 +163,26 @@ def _print_result(result) -> None:
                and "final" not in p.name)
     for f in figs:
         console.print(f"  figure: {f}")
+
+
+def cmd_complete(args, overrides) -> int:
+    from .eval.figures import save_grid
+    from .eval.summary import completion_rows
+    from .runs import load_model, prepare_data
+
+    if overrides:
+        raise UserError("complete takes no config overrides")
+    model, cfg = load_model(args.run_dir)
+    if not model.completes:
+        raise UserError(f"{model.name} does not complete images; train --model cvae_completion")
+    ds, _ = prepare_data(cfg)
+    if not 0 <= args.start < len(ds.y_test) or args.count < 1 or args.draws < 1:
+        raise UserError(f"--start must be in 0..{len(ds.y_test) - 1}, --count and --draws >= 1")
+    rows = completion_rows(model, ds, args.count, args.draws, args.seed, args.start)
+    out = Path(args.out or Path(args.run_dir) / "figures" / "completions_cli.png")
+    save_grid(out, rows, nrow=args.draws + 2)
+    print(out)
+    return 0
 
 
 def cmd_sample(args, overrides) -> int:
@@ -342,6 +363,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--out", default=None, help="PNG file (default RUN_DIR/figures/samples_cli.png)")
     s.set_defaults(func=cmd_sample)
+
+    c = add("complete", "draw completions of test images' unobserved part (cvae_completion)")
+    c.add_argument("run_dir")
+    c.add_argument("--count", type=int, default=8, help="test images, one row each")
+    c.add_argument("--draws", type=int, default=6, help="completions per image")
+    c.add_argument("--start", type=int, default=0, help="index of the first test image")
+    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--out", default=None, help="PNG file (default RUN_DIR/figures/completions_cli.png)")
+    c.set_defaults(func=cmd_complete)
 
     add("list-models", "list the registered model families").set_defaults(func=cmd_list_models)
     add("list-datasets", "list the known datasets").set_defaults(func=cmd_list_datasets)

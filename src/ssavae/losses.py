@@ -60,17 +60,21 @@ def log_normal(z: torch.Tensor, mu: torch.Tensor | None = None,
 # ---------------------------------------------------------------------------- likelihoods
 
 
-def bernoulli_nll(x_logits: torch.Tensor, x: torch.Tensor,
-                  reduction: Reduction = "sum") -> torch.Tensor:
-    """-log Bernoulli(x | sigmoid(x_logits)); x in [0, 1] (continuous x: the usual relaxation)."""
-    return _reduce(F.binary_cross_entropy_with_logits(x_logits, x, reduction="none"), reduction)
+def bernoulli_nll(x_logits: torch.Tensor, x: torch.Tensor, reduction: Reduction = "sum",
+                  weight: torch.Tensor | None = None) -> torch.Tensor:
+    """-log Bernoulli(x | sigmoid(x_logits)); x in [0, 1] (continuous x: the usual relaxation).
+    ``weight`` (broadcast to x) scales each unit's term first: a 0/1 mask scores some pixels only."""
+    t = F.binary_cross_entropy_with_logits(x_logits, x, reduction="none")
+    return _reduce(t if weight is None else t * weight, reduction)
 
 
 def gaussian_nll(mean: torch.Tensor, x: torch.Tensor, logvar: torch.Tensor | float = 0.0,
-                 reduction: Reduction = "sum") -> torch.Tensor:
-    """-log N(x | mean, exp(logvar)) per example; logvar may be a tensor or a fixed float."""
+                 reduction: Reduction = "sum", weight: torch.Tensor | None = None) -> torch.Tensor:
+    """-log N(x | mean, exp(logvar)) per example; logvar may be a tensor or a fixed float;
+    ``weight`` as in ``bernoulli_nll``."""
     logvar = torch.as_tensor(logvar, dtype=mean.dtype, device=mean.device)
-    return _reduce(0.5 * (LOG_2PI + logvar + (x - mean).pow(2) / logvar.exp()), reduction)
+    t = 0.5 * (LOG_2PI + logvar + (x - mean).pow(2) / logvar.exp())
+    return _reduce(t if weight is None else t * weight, reduction)
 
 
 def squared_error(a: torch.Tensor, b: torch.Tensor, reduction: Reduction = "sum") -> torch.Tensor:

@@ -129,6 +129,15 @@ class Context:
         return spectral_peaks(images[:len(ref)], ref) / max(self.real_peak_floor, 1e-12)
 
     @functools.cached_property
+    def completions(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(draws (n, COMPLETION_DRAWS, *shape), the observed masks (n, 1, H, W)) on the CPU."""
+        g = torch.Generator().manual_seed(self.seed)
+        draws = self.over_test(lambda xb, yb: self.model.complete(xb, COMPLETION_DRAWS, generator=g))
+        masks = torch.cat([self.model.observed_mask(min(500, self.n - i)).cpu()
+                           for i in range(0, self.n, 500)])  # as over_test's batches get them
+        return draws, masks
+
+    @functools.cached_property
     def predicted(self) -> torch.Tensor:
         return self.over_test(lambda xb, yb: self.model.predict_proba(xb).argmax(1))
 
@@ -140,6 +149,9 @@ class Context:
         z_train = over_batches(self.model, self.ds.x_train[:m], y_train,
                                lambda xb, yb: self.model.encode(xb, yb))
         return z_train, y_train, self.over_test(lambda xb, yb: self.model.encode(xb, yb))
+
+
+COMPLETION_DRAWS = 4  # completions drawn per test image for the completion metrics
 
 
 def _classifier(c: Context) -> bool:
@@ -250,6 +262,35 @@ def _conditional_accuracy(c):
     got = torch.cat([c.evaluator.predict(c.model.sample(len(w), w.to(c.model.device), generator=g))
                      for w in want.split(500)])
     return float((got == want).float().mean())
+
+
+def _completes(c: Context) -> bool:
+    return c.model.completes
+
+
+@metric("completion.missing_mse", "completion MSE (missing part)", _completes, summary=True)
+def _completion_mse(c):
+    """Squared error on the unobserved pixels only, per image, mean over images and draws."""
+    draws, m = c.completions
+    missing = (1 - m)[:, None]  # (n, 1, 1, H, W)
+    err = ((draws - c.x[:, None]).pow(2) * missing).flatten(2).sum(2)  # (n, draws)
+    return float((err / missing.flatten(2).sum(2).clamp(min=1) / c.x.shape[1]).mean())
+
+
+@metric("completion.diversity", "completion diversity", _completes)
+def _completion_diversity(c):
+    """Standard deviation across an image's draws, on its unobserved pixels, mean over images:
+    0 for a model that always draws the same completion."""
+    draws, m = c.completions
+    missing = 1 - m  # (n, 1, H, W)
+    sd = draws.std(1) * missing  # (n, C, H, W)
+    return float((sd.flatten(1).sum(1) / (missing.flatten(1).sum(1) * draws.shape[2]).clamp(min=1)).mean())
+
+
+@metric("completion.class_kept", "completion class kept", _completes, evaluator=True)
+def _completion_class_kept(c):
+    """How often the evaluator gives a completed image (first draw) its true class."""
+    return float((c.evaluator.predict(c.completions[0][:, 0]) == c.y).float().mean())
 
 
 @metric("likelihood.neg_elbo", "", _likelihood, summary=True)

@@ -65,6 +65,18 @@ def style_transfer(model, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
+def completion_rows(model, ds: Dataset, count: int = 8, draws: int = 6, seed: int = 0,
+                    start: int = 0) -> torch.Tensor:
+    """For ``count`` test images: what the model is shown (unobserved pixels at mid-gray), the
+    truth, then ``draws`` completions; (count * (draws + 2), *shape), one row per image."""
+    x = to_float(ds.x_test[start:start + count]).to(model.device)
+    m = model.observed_mask(len(x))
+    shown = m * x + (1 - m) * 0.5
+    comp = model.complete(x, draws, generator=torch.Generator().manual_seed(seed))
+    return torch.cat([shown[:, None], x[:, None], comp], 1).flatten(0, 1)
+
+
+@torch.no_grad()
 def final_figures(model, ds: Dataset, run_dir: Path, seed: int = 0) -> list[Path]:
     """Reconstructions, samples, per-class samples, latent map (+ lattice for 2-D), curves."""
     figures = Path(run_dir) / "figures"
@@ -87,6 +99,9 @@ def final_figures(model, ds: Dataset, run_dir: Path, seed: int = 0) -> list[Path
         if model.cfg.latent_dim == 2 and not model.conditional:
             written.append(fig.save_grid(figures / "latent_lattice.png", latent_lattice(model),
                                          nrow=20, scale=1))
+    if ds.info.is_image and model.completes:
+        written.append(fig.save_grid(figures / "completions.png", completion_rows(model, ds, seed=seed),
+                                     nrow=8))
     written.append(_latent_map(model, ds, figures))
     curves = fig.curves(figures / "training_curves.png", read_metrics(run_dir), model.name)
     if curves:

@@ -179,11 +179,14 @@ class GenerativeModel(nn.Module):
     has_classifier: ClassVar[bool] = False  # predict_proba(x)
     has_latent_classifier: ClassVar[bool] = False  # predict_proba_latent(z) (decision regions)
     has_likelihood: ClassVar[bool] = False  # log_likelihood(x, k), negative_elbo(x)
+    completes: ClassVar[bool] = False  # complete(x, n): draws of an image's unobserved part
+    needs_images: ClassVar[bool] = False  # refuses data that are not images (C, H, W)
     fit_prior_after: ClassVar[Optional[str]] = None  # the phase after which the codes are final
 
     _REQUIRES = {"has_classifier": ("_predict_proba",),
                  "has_latent_classifier": ("_predict_proba_latent",),
-                 "has_likelihood": ("_log_likelihood", "_negative_elbo")}
+                 "has_likelihood": ("_log_likelihood", "_negative_elbo"),
+                 "completes": ("_complete", "observed_mask")}
 
     def __init_subclass__(cls, **kw):
         super().__init_subclass__(**kw)
@@ -196,6 +199,9 @@ class GenerativeModel(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.info = info
+        if self.needs_images and len(info.shape) != 3:
+            raise ValueError(f"{self.name} works on images (C, H, W); the data has shape "
+                             f"{tuple(info.shape)}")
         self._parts = dict(parts or {})
         lik = cfg.likelihood
         if lik == "auto":
@@ -280,12 +286,13 @@ class GenerativeModel(nn.Module):
         """(B,) labels in 0..K-1 -> (B, K) float one-hots."""
         return F.one_hot(y, self.num_classes).float()
 
-    def nll(self, x_logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    def nll(self, x_logits: torch.Tensor, x: torch.Tensor,
+            weight: Optional[torch.Tensor] = None) -> torch.Tensor:
         """-log p(x | decoder output) per example, by the configured likelihood (unit variance
-        for ``gaussian``)."""
+        for ``gaussian``); ``weight`` (e.g. a 0/1 mask, broadcast to x) scores some units only."""
         if self.likelihood == "bernoulli":
-            return losses.bernoulli_nll(x_logits, x)
-        return losses.gaussian_nll(x_logits, x)
+            return losses.bernoulli_nll(x_logits, x, weight=weight)
+        return losses.gaussian_nll(x_logits, x, weight=weight)
 
     def to_data_range(self, x_logits: torch.Tensor) -> torch.Tensor:
         """Decoder output -> the mean image/vector in the data's range."""
@@ -398,6 +405,20 @@ class GenerativeModel(nn.Module):
         self._require("has_likelihood", "negative_elbo")
         return self._negative_elbo(x)
 
+    @torch.no_grad()
+    def complete(self, x: torch.Tensor, n: int = 1,
+                 generator: Optional[torch.Generator] = None) -> torch.Tensor:
+        """n draws of each image's unobserved part given its observed part (the family's
+        ``observe`` setting; ``observed_mask(len(x))`` says which pixels): (B, n, *shape) in
+        the data's range, the observed pixels kept as they are."""
+        self._require("completes", "complete")
+        return self._complete(x, n, generator)
+
+    def observed_mask(self, n: int) -> torch.Tensor:
+        """The 0/1 mask (n, 1, H, W) of observed pixels ``complete`` uses (a fixed draw where
+        the mask is random)."""
+        raise NotImplementedError
+
     # Implementations. Defaults serve families with ``self.enc`` (GaussianEncoder) and
     # ``self.dec`` (Decoder); conditional ones receive y and pass one-hots.
     def _encode(self, x: torch.Tensor, y: Optional[torch.Tensor]) -> torch.Tensor:
@@ -418,4 +439,7 @@ class GenerativeModel(nn.Module):
         raise NotImplementedError
 
     def _negative_elbo(self, x):
+        raise NotImplementedError
+
+    def _complete(self, x, n, generator):
         raise NotImplementedError
