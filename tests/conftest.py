@@ -24,6 +24,8 @@ FAMILIES = {
     "vaegan": {},
     "cvae_cgan": {"data": {"labels_per_class": 8}},
     "cvae_completion": {},
+    "aae": {"model": {"disc_hidden": [32]}},
+    "aae_supervised": {"model": {"disc_hidden": [32]}, "data": {"labels_per_class": 8}},
     "ssavae": {"data": {"labels_per_class": 8}},
 }
 

@@ -127,6 +127,8 @@ class Body(nn.Module):
             x = block(x)
             if not isinstance(block, nn.Flatten):
                 feats.append(x)
+        if not feats:  # an MLP body without hidden layers (mlp_hidden: []): the input itself
+            feats.append(x)
         feats[-1] = feats[-1].flatten(1)
         return feats
 

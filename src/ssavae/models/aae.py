@@ -1,0 +1,162 @@
+"""Adversarial autoencoders (Makhzani et al. 2016; seeds 002), METHODS.md section 6: the shared
+core, the unsupervised ``aae`` (with optional label regularization) and ``aae_supervised``.
+
+An autoencoder whose aggregate code distribution q(z) is pushed onto a chosen prior p(z) by a
+discriminator on codes instead of a KL term. Every batch runs three updates::
+
+    recon (Enc, Dec):  nll(x | Dec(z)),  z = Enc(x)
+    disc  (Dis):       -log Dis(z_p [, c]) - log(1 - Dis(z.detach() [, c])),  z_p ~ p(z)
+    gen   (Enc):       -log Dis(Enc(x) [, c])                                (through Dis)
+
+``prior``: ``normal``, ``mixture`` (one Gaussian per class on a circle) or ``swiss-roll``.
+``encoder``: ``deterministic`` (Makhzani's default) or ``gaussian`` (z = mu + sigma * eps).
+``label_regularization``: the discriminator also reads c, a one-hot of K + 1 slots: slot k for an
+image labeled k, whose prior sample then comes from mode k; slot K ("unknown") for an unlabeled
+image, whose prior sample comes from any mode. The codes of class k are so pushed onto mode k.
+
+``aae_supervised`` hands the label to the decoder, Dec(z, onehot(y)), so z holds only the style:
+a row of one z decoded with every class is the paper's disentangling figure
+(``figures/style_transfer.png``).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, Optional
+
+import torch
+import torch.nn.functional as F
+
+from .. import losses
+from ..nets import Decoder, DeterministicEncoder, Discriminator, GaussianEncoder, NetSpec, Upsample
+from ..nets.priors import PRIORS, make_prior
+from ..registry import register
+from .base import Batch, GenerativeModel, ModelConfig, Phase, Step, StepOutput
+
+Prior = Literal["normal", "mixture", "swiss-roll"]
+
+
+@dataclass
+class AAEConfig(ModelConfig):
+    latent_dim: int = 8
+    upsample: Upsample = "resize"
+    prior: Prior = "normal"  # the distribution the codes are pushed onto
+    encoder: Literal["deterministic", "gaussian"] = "deterministic"
+    label_regularization: bool = False  # Dis reads the label (K + 1 slots); mode k for class k
+    disc_hidden: tuple[int, ...] = (1000, 1000)  # the code discriminator's MLP (Makhzani: 2 x 1000)
+
+    def validate(self) -> None:
+        super().validate()
+        if self.prior not in PRIORS:
+            raise ValueError(f"model.prior must be one of {', '.join(PRIORS)}, got {self.prior!r}")
+        if not self.disc_hidden:
+            raise ValueError("model.disc_hidden needs at least one width")
+
+
+@register("aae")
+class AAE(GenerativeModel):
+    """Adversarial autoencoder: reconstruction, then a discriminator on codes against the prior."""
+
+    Config = AAEConfig
+    label_to_decoder = False  # aae_supervised: Dec(z, onehot(y))
+
+    def __init__(self, cfg: AAEConfig, info, parts=None):
+        super().__init__(cfg, info, parts)
+        spec, k = cfg.net_spec(), info.num_classes
+        self.target = make_prior(cfg.prior, cfg.latent_dim, k)  # what Dis calls real
+        if cfg.sampler == "prior":
+            self.prior = self.target  # sample() draws from the imposed prior
+        # label-regularized codes of class y sit on mode y: sample(n, y) draws there
+        self.class_sampling = cfg.label_regularization and self.target.num_modes > 0
+        enc_cls = DeterministicEncoder if cfg.encoder == "deterministic" else GaussianEncoder
+        self.enc = self.build_part("enc", lambda: enc_cls(info.shape, cfg.latent_dim, spec))
+        self.dec = self.build_part("dec", lambda: Decoder(
+            info.shape, cfg.latent_dim, spec, cond_dim=k if self.label_to_decoder else 0))
+        h = tuple(cfg.disc_hidden)
+        self.disc = self.build_part("disc", lambda: Discriminator(
+            (cfg.latent_dim,), NetSpec("mlp", None, h[-1], h[:-1]),
+            cond_dim=k + 1 if cfg.label_regularization else 0))
+        self.check_parts_used()
+
+    def groups(self):
+        return {"enc": self.enc, "dec": self.dec, "disc": self.disc}
+
+    def phases(self):
+        return [Phase("train", (self.recon_step(),
+                                Step("disc", ("disc",), self.disc_loss),
+                                Step("gen", ("enc",), self.gen_loss, through=("disc",))))]
+
+    def recon_step(self) -> Step:
+        return Step("recon", ("enc", "dec"), self.recon_loss)
+
+    # ------------------------------------------------------------------ pieces
+    def code(self, x: torch.Tensor) -> torch.Tensor:
+        """z = Enc(x): the deterministic code, or one draw of the Gaussian encoder's."""
+        if self.cfg.encoder == "deterministic":
+            return self.enc(x)
+        return losses.reparameterize(*self.enc(x))
+
+    def critic_condition(self, y: torch.Tensor) -> Optional[torch.Tensor]:
+        """Label regularization's one-hot of K + 1 slots (slot K: unlabeled), else None."""
+        if not self.cfg.label_regularization:
+            return None
+        return F.one_hot(torch.where(y >= 0, y, self.num_classes), self.num_classes + 1).float()
+
+    def prior_draws(self, y: torch.Tensor) -> torch.Tensor:
+        """One prior sample per example: from mode y where labels regularize, else anywhere."""
+        if self.cfg.label_regularization and self.target.num_modes:
+            modes = torch.randint(self.target.num_modes, y.shape, device=y.device)
+            return self.target.sample(len(y), torch.where(y >= 0, y, modes))
+        return self.target.sample(len(y))
+
+    # ------------------------------------------------------------------ losses
+    def recon_loss(self, batch: Batch) -> StepOutput:
+        recon = self.nll(self.dec(self.code(batch.x)), batch.x)
+        loss = recon.mean()
+        return StepOutput(loss, {"loss": loss.detach()})
+
+    def disc_loss(self, batch: Batch) -> StepOutput:
+        with torch.no_grad():
+            z = self.code(batch.x)
+        c = self.critic_condition(batch.y)
+        real, fake = self.disc(self.prior_draws(batch.y), c)[0], self.disc(z, c)[0]
+        loss = losses.gan_d_loss(real, fake).mean()
+        return StepOutput(loss, {"d_loss": loss.detach(), "d_real": torch.sigmoid(real).mean().detach(),
+                                 "d_fake": torch.sigmoid(fake).mean().detach()})
+
+    def gen_loss(self, batch: Batch) -> StepOutput:
+        logit = self.disc(self.code(batch.x), self.critic_condition(batch.y))[0]
+        loss = losses.gan_g_loss(logit).mean()
+        return StepOutput(loss, {"g_loss": loss.detach()})
+
+    def _encode(self, x, y):
+        out = self.enc(x)
+        return out if self.cfg.encoder == "deterministic" else out[0]  # the mean
+
+    def _decode(self, z, y):
+        return self.dec(z, self.one_hot(y) if self.label_to_decoder else None)
+
+
+@dataclass
+class SupervisedAAEConfig(AAEConfig):
+    """The fields of ``aae`` (its own class: a run's config names its family)."""
+
+
+@register("aae_supervised")
+class SupervisedAAE(AAE):
+    """AAE with the label given to the decoder: z learns the style, y the class (Makhzani 5)."""
+
+    Config = SupervisedAAEConfig
+    conditional = True
+    label_to_decoder = True
+
+    def recon_step(self) -> Step:
+        return Step("recon", ("enc", "dec"), self.recon_loss, data="labeled")
+
+    def recon_loss(self, batch: Batch) -> StepOutput:
+        """On labeled examples: the mixed batch's labeled rows and the labeled stream's batch."""
+        x_lab, y_lab = batch.labeled()
+        known = batch.y >= 0
+        x, y = torch.cat([batch.x[known], x_lab]), torch.cat([batch.y[known], y_lab])
+        recon = self.nll(self.dec(self.code(x), self.one_hot(y)), x)
+        loss = recon.mean()
+        return StepOutput(loss, {"loss": loss.detach()})
