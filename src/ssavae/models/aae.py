@@ -5,8 +5,8 @@ An autoencoder whose aggregate code distribution q(z) is pushed onto a chosen pr
 discriminator on codes instead of a KL term. Every batch runs three updates::
 
     recon (Enc, Dec):  nll(x | Dec(z)),  z = Enc(x)
-    disc  (Dis):       -log Dis(z_p [, c]) - log(1 - Dis(z.detach() [, c])),  z_p ~ p(z)
-    gen   (Enc):       -log Dis(Enc(x) [, c])                                (through Dis)
+    disc  (Dis):       -log Dis([z_p, c]) - log(1 - Dis([z.detach(), c])),  z_p ~ p(z)
+    gen   (Enc):       -log Dis([Enc(x), c])                                (through Dis)
 
 ``prior``: ``normal``, ``mixture`` (one Gaussian per class on a circle) or ``swiss-roll``.
 ``encoder``: ``deterministic`` (Makhzani's default) or ``gaussian`` (z = mu + sigma * eps).
@@ -72,9 +72,10 @@ class AAE(GenerativeModel):
         self.dec = self.build_part("dec", lambda: Decoder(
             info.shape, cfg.latent_dim, spec, cond_dim=k if self.label_to_decoder else 0))
         h = tuple(cfg.disc_hidden)
-        self.disc = self.build_part("disc", lambda: Discriminator(
-            (cfg.latent_dim,), NetSpec("mlp", None, h[-1], h[:-1]),
-            cond_dim=k + 1 if cfg.label_regularization else 0))
+        # the label's one-hot joins the code at the critic's input, as in the paper (joining it
+        # after the first layer left the critic blind to it on synthetic data: modes at chance)
+        d_in = cfg.latent_dim + (k + 1 if cfg.label_regularization else 0)
+        self.disc = self.build_part("disc", lambda: Discriminator((d_in,), NetSpec("mlp", None, h[-1], h[:-1])))
         self.check_parts_used()
 
     def groups(self):
@@ -94,6 +95,10 @@ class AAE(GenerativeModel):
         if self.cfg.encoder == "deterministic":
             return self.enc(x)
         return losses.reparameterize(*self.enc(x))
+
+    def critic(self, z: torch.Tensor, c: Optional[torch.Tensor]) -> torch.Tensor:
+        """Dis's logit (B, 1) for codes z, with the label one-hot c at its input if any."""
+        return self.disc(z if c is None else torch.cat([z, c], 1))[0]
 
     def critic_condition(self, y: torch.Tensor) -> Optional[torch.Tensor]:
         """Label regularization's one-hot of K + 1 slots (slot K: unlabeled), else None."""
@@ -118,13 +123,13 @@ class AAE(GenerativeModel):
         with torch.no_grad():
             z = self.code(batch.x)
         c = self.critic_condition(batch.y)
-        real, fake = self.disc(self.prior_draws(batch.y), c)[0], self.disc(z, c)[0]
+        real, fake = self.critic(self.prior_draws(batch.y), c), self.critic(z, c)
         loss = losses.gan_d_loss(real, fake).mean()
         return StepOutput(loss, {"d_loss": loss.detach(), "d_real": torch.sigmoid(real).mean().detach(),
                                  "d_fake": torch.sigmoid(fake).mean().detach()})
 
     def gen_loss(self, batch: Batch) -> StepOutput:
-        logit = self.disc(self.code(batch.x), self.critic_condition(batch.y))[0]
+        logit = self.critic(self.code(batch.x), self.critic_condition(batch.y))
         loss = losses.gan_g_loss(logit).mean()
         return StepOutput(loss, {"g_loss": loss.detach()})
 
