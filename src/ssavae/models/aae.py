@@ -159,9 +159,7 @@ class SupervisedAAE(AAE):
 
     def recon_loss(self, batch: Batch) -> StepOutput:
         """On labeled examples: the mixed batch's labeled rows and the labeled stream's batch."""
-        x_lab, y_lab = batch.labeled()
-        known = batch.y >= 0
-        x, y = torch.cat([batch.x[known], x_lab]), torch.cat([batch.y[known], y_lab])
+        x, y = self.labeled_examples(batch)
         recon = self.nll(self.dec(self.code(x), self.one_hot(y)), x)
         loss = recon.mean()
         return StepOutput(loss, {"loss": loss.detach()})

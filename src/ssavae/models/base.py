@@ -282,6 +282,13 @@ class GenerativeModel(nn.Module):
     def num_classes(self) -> int:
         return self.info.num_classes
 
+    @staticmethod
+    def labeled_examples(batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """The mixed batch's labeled rows and the labeled stream's batch: (n, *shape), (n,)."""
+        x_lab, y_lab = batch.labeled()
+        known = batch.y >= 0
+        return torch.cat([batch.x[known], x_lab]), torch.cat([batch.y[known], y_lab])
+
     def one_hot(self, y: torch.Tensor) -> torch.Tensor:
         """(B,) labels in 0..K-1 -> (B, K) float one-hots."""
         return F.one_hot(y, self.num_classes).float()

@@ -61,12 +61,6 @@ class CVAE(GenerativeModel):
     def phases(self):
         return [Phase("train", (Step("cvae", ("enc", "dec"), self.cvae_loss, data="labeled"),))]
 
-    def labeled_examples(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
-        """The mixed batch's labeled rows and the labeled stream's batch: (n, *shape), (n,)."""
-        x_lab, y_lab = batch.labeled()
-        known = batch.y >= 0
-        return torch.cat([batch.x[known], x_lab]), torch.cat([batch.y[known], y_lab])
-
     def cvae_loss(self, batch: Batch) -> StepOutput:
         x, y = self.labeled_examples(batch)
         recon, kl, _ = elbo_terms(self, x, self.one_hot(y))
