@@ -26,6 +26,9 @@ FAMILIES = {
     "cvae_completion": {},
     "aae": {"model": {"disc_hidden": [32]}},
     "aae_supervised": {"model": {"disc_hidden": [32]}, "data": {"labels_per_class": 8}},
+    "aae_semi": {"model": {"disc_hidden": [32], "latent_dim": 4}, "data": {"labels_per_class": 8}},
+    "aae_cluster": {"model": {"disc_hidden": [32], "latent_dim": 4, "num_clusters": 6}},
+    "aae_dimred": {"model": {"disc_hidden": [32]}, "data": {"labels_per_class": 8}},
     "ssavae": {"data": {"labels_per_class": 8}},
 }
 

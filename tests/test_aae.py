@@ -1,7 +1,9 @@
 """The adversarial autoencoders (METHODS.md section 6): label regularization and the supervised
 variant (the contract tests of test_models.py cover their gradient ownership)."""
+import pytest
 import torch
 
+from ssavae.errors import ConfigError
 from ssavae.models import Batch
 
 from test_models import data, tiny_model
@@ -15,7 +17,7 @@ def test_label_regularization_conditions_the_critic_and_draws_mode_y():
     c = model.critic_condition(y)
     assert c.shape == (6, 5) and c.argmax(1).tolist() == [0, 1, 2, 3, 4, 4]
     torch.manual_seed(0)
-    draws = torch.stack([model.prior_draws(y) for _ in range(200)])  # (200, 6, 2)
+    draws = torch.stack([model.real_codes("z", y) for _ in range(200)])  # (200, 6, 2)
     nearest = torch.cdist(draws.view(-1, 2), model.target.means).argmin(1).view(200, 6)
     assert (nearest[:, :4] == torch.arange(4)).float().mean() > 0.95
     assert len(nearest[:, 4:].unique()) == 4  # unlabeled draws visit every mode
@@ -37,3 +39,95 @@ def test_supervised_aae_reconstructs_from_labeled_examples_and_decodes_with_y():
     assert not torch.equal(model.decode(z, torch.zeros(2)), model.decode(z, torch.ones(2)))
     step_names = [s.name for s in model.phases()[0].steps]
     assert step_names == ["recon", "disc", "gen"] and model.phases()[0].steps[0].data == "labeled"
+
+
+def test_semi_aae_steps_critics_and_classification_on_the_labeled_stream():
+    """Two critics (y against one-hots of Cat(K), z against N(0, I)), each its own step; the
+    encoder fools both; the classification step reads the labeled stream only."""
+    model = tiny_model("aae_semi")
+    steps = model.phases()[0].steps
+    assert [(s.name, s.groups, s.data) for s in steps] == [
+        ("recon", ("enc", "dec"), "mixed"), ("disc_y", ("disc_y",), "mixed"),
+        ("disc_z", ("disc_z",), "mixed"), ("gen", ("enc",), "mixed"), ("cls", ("enc",), "labeled")]
+    assert steps[3].through == ("disc_y", "disc_z")
+    x, y = data(16, labeled=False)
+    real_y = model.real_codes("y", y)
+    assert ((real_y == 0) | (real_y == 1)).all() and (real_y.sum(1) == 1).all()
+    assert model.real_codes("z", y).shape == (16, 4)
+    codes = model.codes(x)
+    assert torch.allclose(codes["y"].sum(1), torch.ones(16))
+    # the generator's loss is the sum of fooling each critic
+    out = model.gen_loss(Batch(x, y))
+    assert torch.isclose(out.loss, out.logs["g_loss_y"] + out.logs["g_loss_z"])
+    x_lab, y_lab = data(8, seed=1)
+    cls = [s for s in steps if s.name == "cls"][0].loss
+
+    def ce(xm):
+        torch.manual_seed(0)
+        return cls(Batch(xm, y, x_lab, y_lab)).loss.item()
+
+    assert ce(x) == ce(torch.rand_like(x))  # the mixed batch does not enter it
+    # sampling a class puts its one-hot in the code the decoder reads
+    z = model.sample_codes(6, torch.tensor([0, 1, 2, 3, 0, 1]), None)
+    assert z[:, :4].argmax(1).tolist() == [0, 1, 2, 3, 0, 1]
+
+
+def test_critic_steps_share_one_encoder_pass_per_batch():
+    """The fakes for both critics come from one encoder pass (after the reconstruction update),
+    computed by the first critic step and reused, detached, by the second."""
+    model = tiny_model("aae_semi")
+    calls = []
+    model.enc.register_forward_hook(lambda *a: calls.append(1))
+    x, y = data(16, labeled=False)
+    batch = Batch(x, y)
+    for step in model.phases()[0].steps[1:3]:
+        step.loss(batch)
+    assert len(calls) == 1 and not batch.shared["codes"]["y"].requires_grad
+    model.phases()[0].steps[2].loss(Batch(x, y))  # a new batch computes its own
+    assert len(calls) == 2
+
+
+def test_cluster_aae_learns_without_labels():
+    model = tiny_model("aae_cluster")
+    assert [s.name for s in model.phases()[0].steps] == ["recon", "disc_y", "disc_z", "gen"]
+    assert model.cluster_proba(data(8)[0]).shape == (8, 6)
+    with pytest.raises(ConfigError, match="use_labels"):
+        tiny_model("aae_cluster", use_labels=True)
+    with pytest.raises(ConfigError, match="num_clusters"):
+        tiny_model("aae_semi", num_clusters=6)  # a classifier needs one cluster per class
+
+
+def test_dimred_head_penalty_pushes_close_heads_apart_and_codes_are_w_y_plus_z():
+    model = tiny_model("aae_dimred", head_margin=3.0)
+    w = model.cluster_heads.weight  # (n, K), initialized on a circle of radius eta
+    assert float(model.head_penalty().detach()) == 0.0
+    with torch.no_grad():
+        w[:, 1] = w[:, 0] + 0.5  # heads 0 and 1 only |(0.5, 0.5)| apart
+    penalty = model.head_penalty()
+    assert torch.isclose(penalty, torch.tensor(3.0 - 0.5 * 2 ** 0.5))
+    penalty.backward()
+    step = -w.grad  # gradient descent moves head 1 away from head 0
+    assert float((step[:, 1] - step[:, 0]) @ (w[:, 1] - w[:, 0]).detach()) > 0
+    x, _ = data(8)
+    codes = model.codes(x)
+    assert torch.allclose(model.encode(x), codes["y"] @ w.detach().t() + codes["z"], atol=1e-5)
+    g = torch.Generator().manual_seed(0)
+    drawn = model.sample_codes(400, torch.full((400,), 2), g)  # around head 2, spread style_std
+    assert torch.allclose(drawn.mean(0), w[:, 2].detach(), atol=0.2)
+
+
+def test_cluster_to_class_maps_on_hand_cases():
+    from ssavae.eval.metrics import clusters_by_confidence, clusters_by_majority, hungarian_accuracy
+
+    proba = torch.tensor([[0.9, 0.1], [0.6, 0.4], [0.2, 0.8], [0.45, 0.55]])
+    y = torch.tensor([2, 0, 1, 0])
+    assert clusters_by_confidence(proba, y).tolist() == [2, 1]  # images 0 and 2 are the surest
+    assign = torch.tensor([0, 0, 0, 1, 1, 2])
+    labels = torch.tensor([1, 1, 0, 2, 2, 0])
+    assert clusters_by_majority(assign, labels, 4, 3).tolist() == [1, 2, 0, 0]  # 3 empty: overall
+    # the best one-to-one matching against brute force over all permutations
+    import itertools
+    g = torch.Generator().manual_seed(0)
+    a, t = torch.randint(4, (50,), generator=g), torch.randint(4, (50,), generator=g)
+    best = max(float((torch.tensor(p)[a] == t).float().mean()) for p in itertools.permutations(range(4)))
+    assert abs(hungarian_accuracy(a, t, 4) - best) < 1e-6

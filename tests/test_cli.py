@@ -163,3 +163,16 @@ def test_wall_clock_budget_stops_and_splits_between_phases(tmp_path):
     phases = {r["phase"] for r in read_metrics(out)}
     assert phases == {"vec", "decoder"}  # both phases got their share
     assert read_metrics(out)[-1]["time"] < 30
+
+
+def test_comparison_tables_drop_columns_no_family_has():
+    """A metric no compared family has (clustering beside vae and ssavae) is not a column of
+    n/a; one that some family has stays, n/a where the others lack it."""
+    from ssavae.compare import html_table, markdown_table
+
+    rows = [{"family": "vae", "train_seconds": 3.0, "generation.frechet_distance": 2.5},
+            {"family": "classifier", "train_seconds": 2.0, "classification.accuracy": 0.9}]
+    md = markdown_table(rows, "epochs=1")
+    head = md.splitlines()[2]
+    assert "Frechet" in head and "test accuracy" in head and "cluster acc." not in head
+    assert md.count("n/a") == 2 and "cluster acc." not in html_table(rows, "epochs=1")

@@ -99,6 +99,7 @@ def test_evaluate_run_writes_every_applicable_metric(tmp_path, monkeypatch, fami
 
     from ssavae import cli
     from ssavae.models import get_model_class
+    from ssavae.runs import load_model
     from conftest import FAMILIES, tiny_cli
 
     monkeypatch.setenv("SSAVAE_CACHE", str(tmp_path / "cache"))
@@ -120,7 +121,14 @@ def test_evaluate_run_writes_every_applicable_metric(tmp_path, monkeypatch, fami
         assert m["likelihood"]["iw_nll"] <= elbo + 1.0
     if cls.has_classifier:
         assert np.array(m["classification"]["confusion"]).sum() == 64
-    assert "silhouette" in m["latent"]
+    model, _ = load_model(out)
+    assert ("silhouette" in m["latent"]) == (model.code_dim == 2)  # aae_semi's codes are (y, z)
+    assert ("clustering" in m) == cls.clusters
+    if cls.clusters:
+        assert 0 < m["clustering"]["accuracy"] <= 1 and 1 <= m["clustering"]["used"] <= 6
+        k = model.cluster_proba(torch.rand(1, 1, 28, 28)).shape[1]
+        assert ("accuracy_hungarian" in m["clustering"]) == (k == 4)  # as many as classes
+        assert (out / "figures" / "samples_per_cluster.png").exists() == (not model.class_sampling)
     assert ("frechet" in (out / "report.html").read_text()) == cls.generative
 
 

@@ -70,7 +70,7 @@ def test_contract(name):
     x, y = data(8)
     y_arg = y if model.conditional else None
     z = model.encode(x, y_arg)
-    assert z.shape == (8, model.cfg.latent_dim)
+    assert z.shape == (8, model.code_dim)
     if model.generative:
         for out in (model.decode(z, y_arg), model.reconstruct(x, y_arg),
                     model.sample(5, y_arg[:5] if model.conditional else None)):
@@ -85,6 +85,12 @@ def test_contract(name):
     else:
         with pytest.raises(CapabilityError, match="no classifier"):
             model.predict_proba(x)
+    if model.clusters:
+        q = model.cluster_proba(x)
+        assert q.shape[0] == 8 and q.shape[1] >= 2 and torch.allclose(q.sum(1), torch.ones(8))
+    else:
+        with pytest.raises(CapabilityError, match="no clusters"):
+            model.cluster_proba(x)
     if model.conditional:
         with pytest.raises(CapabilityError, match="needs y"):
             model.decode(z)

@@ -387,7 +387,7 @@ def build_parser() -> argparse.ArgumentParser:
     lo.add_argument("--data-dir", default=None)
     lo.set_defaults(func=cmd_locate)
 
-    m = add("demo", "the main job: SSAVAE on Fashion-MNIST beside a VAE on the same budget, ~12 min on 2 cores")
+    m = add("demo", "the main job: SSAVAE on Fashion-MNIST beside a VAE on the same budget, ~7 min on 2 cores")
     m.add_argument("--out", default="runs/demo")
     m.add_argument("--data", default="fashion-mnist")
     m.add_argument("--data-dir", default=None)

@@ -80,21 +80,24 @@ def _cell(row: dict, key: str) -> str:
     return f"{v:.4f}" if isinstance(v, float) else str(v)
 
 
+def _table(rows: list[dict]) -> tuple[list[str], list[list[str]]]:
+    """(header, cells per row) with the metric columns that at least one family has."""
+    cols = [(k, h) for k, h in table_columns() if any(r.get(k) is not None for r in rows)]
+    head = ["family", "train time (s)"] + [h for _, h in cols]
+    return head, [[r["family"], _cell(r, "train_seconds")] + [_cell(r, k) for k, _ in cols] for r in rows]
+
+
 def markdown_table(rows: list[dict], budget: str) -> str:
-    head = ["family", "train time (s)"] + [h for _, h in table_columns()]
+    head, cells = _table(rows)
     lines = [f"Budget: {budget}; same data, labeled subset and seed for every family.", "",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for r in rows:
-        cells = [r["family"], _cell(r, "train_seconds")] + [_cell(r, k) for k, _ in table_columns()]
-        lines.append("| " + " | ".join(cells) + " |")
+    lines += ["| " + " | ".join(c) + " |" for c in cells]
     return "\n".join(lines) + "\n"
 
 
 def html_table(rows: list[dict], budget: str) -> str:
-    head = ["family", "train time (s)"] + [h for _, h in table_columns()]
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in
-                                    [r["family"], _cell(r, "train_seconds")] + [_cell(r, k) for k, _ in table_columns()])
-                   + "</tr>" for r in rows)
+    head, cells = _table(rows)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in cells)
     return ("<!doctype html><html><head><meta charset='utf-8'><title>ssavae compare</title>"
             "<style>table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px}</style>"
             f"</head><body><p>Budget: {html.escape(budget)}</p><table><tr>"

@@ -1,7 +1,8 @@
 """``ssavae demo``: the main job. SSAVAE with its defaults on Fashion-MNIST, then a VAE trained in
 the same run on the same wall-clock budget, both evaluated alike; meant to finish within 10 minutes
-on a 2-core CPU (0.3 measured 12 min on an idle one, evaluator training included: results.md). It ends with SSAVAE's test accuracy, both families' reconstruction
-and sample metrics side by side, and the paths of the reports and figures.
+on a 2-core CPU (0.4 measured 7.2 min on an idle one, evaluator training included: results.md).
+It ends with SSAVAE's test accuracy, both families' reconstruction and sample metrics side by
+side, and the paths of the reports and figures.
 
 Layout: ``OUT/ssavae/`` and ``OUT/vae/`` (run directories, resumable), ``OUT/compare.md``,
 ``OUT/compare.html``, ``OUT/compare.json``, ``OUT/samples.png``. Running it again on a finished

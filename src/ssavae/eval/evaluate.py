@@ -26,8 +26,9 @@ import torch.nn.functional as F
 
 from ..data import Dataset
 from .evaluator import Evaluator
-from .metrics import (accuracy, frechet_distance, high_frequency_power, knn_accuracy, precision_recall,
-                      sharpness, silhouette, spectral_peaks)
+from .metrics import (accuracy, clusters_by_confidence, clusters_by_majority, frechet_distance,
+                      high_frequency_power, hungarian_accuracy, knn_accuracy, precision_recall, sharpness,
+                      silhouette, spectral_peaks)
 from .infer import batches, labels_for, over_batches
 
 
@@ -140,6 +141,13 @@ class Context:
     @functools.cached_property
     def predicted(self) -> torch.Tensor:
         return self.over_test(lambda xb, yb: self.model.predict_proba(xb).argmax(1))
+
+    @functools.cached_property
+    def cluster_proba(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(q(cluster | x) of every training image, their labels, of the test images)."""
+        y_train = torch.from_numpy(self.ds.y_train)
+        train = over_batches(self.model, self.ds.x_train, y_train, lambda xb, yb: self.model.cluster_proba(xb))
+        return train, y_train, self.over_test(lambda xb, yb: self.model.cluster_proba(xb))
 
     @functools.cached_property
     def codes(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -305,13 +313,48 @@ def _iw_nll(c):
     return float(-ll.mean())
 
 
+def _clusters(c: Context) -> bool:
+    return c.model.clusters and (c.ds.y_train >= 0).all()
+
+
+def _cluster_accuracy(c: Context, to_labels) -> float:
+    train, y_train, test = c.cluster_proba
+    return accuracy(to_labels(train, y_train)[test.argmax(1)], c.y)
+
+
+@metric("clustering.accuracy", "cluster acc. (most confident)", _clusters)
+def _clustering_confident(c):
+    """Makhzani et al.'s protocol: a cluster's label is that of its most confident training image."""
+    return _cluster_accuracy(c, clusters_by_confidence)
+
+
+@metric("clustering.accuracy_majority", "cluster acc. (majority)", _clusters)
+def _clustering_majority(c):
+    """A cluster's label is the most common one of the training images it holds."""
+    k, classes = c.cluster_proba[0].shape[1], c.ds.info.num_classes
+    return _cluster_accuracy(c, lambda p, y: clusters_by_majority(p.argmax(1), y, k, classes))
+
+
+@metric("clustering.accuracy_hungarian", "cluster acc. (one-to-one)",
+        lambda c: _clusters(c) and c.cluster_proba[0].shape[1] == c.ds.info.num_classes)
+def _clustering_hungarian(c):
+    """The best one-to-one matching of clusters to classes, on the test images."""
+    return hungarian_accuracy(c.cluster_proba[2].argmax(1), c.y, c.ds.info.num_classes)
+
+
+@metric("clustering.used", "", _clusters)
+def _clusters_used(c):
+    """How many clusters hold at least one test image."""
+    return int(c.cluster_proba[2].argmax(1).unique().numel())
+
+
 @metric("latent.knn_accuracy", "latent 5-NN acc.", evaluator=True)
 def _knn(c):
     z_train, y_train, z_test = c.codes
     return knn_accuracy(z_train, y_train, z_test, c.y, k=5)
 
 
-@metric("latent.silhouette", "", lambda c: c.model.cfg.latent_dim == 2, evaluator=True)
+@metric("latent.silhouette", "", lambda c: c.model.code_dim == 2, evaluator=True)
 def _silhouette(c):
     return silhouette(c.codes[2][:2000], c.y[:2000])
 

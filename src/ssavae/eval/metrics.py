@@ -135,3 +135,33 @@ def silhouette(z: torch.Tensor, y: torch.Tensor) -> float:
     b = mean_to.masked_fill(own, float("inf")).min(1).values
     s = (b - a) / torch.maximum(a, b)
     return float(s.mean())
+
+
+# ---------------------------------------------------------------------------- clustering
+
+
+def clusters_by_confidence(proba: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Makhzani et al.'s protocol: each cluster takes the label of the image (of ``proba``, (N, K)
+    soft assignments, labels ``y`` (N,)) it is most confident about. -> (K,) labels."""
+    return y[proba.argmax(0)]
+
+
+def clusters_by_majority(assign: torch.Tensor, y: torch.Tensor, k: int, num_classes: int) -> torch.Tensor:
+    """Each cluster takes the most common label of the images assigned to it (an empty
+    cluster: the most common label overall). -> (K,) labels."""
+    counts = torch.zeros(k, num_classes, dtype=torch.long)
+    counts.index_put_((assign, y), torch.ones_like(y), accumulate=True)
+    labels = counts.argmax(1)
+    labels[counts.sum(1) == 0] = torch.bincount(y, minlength=num_classes).argmax()
+    return labels
+
+
+def hungarian_accuracy(assign: torch.Tensor, y: torch.Tensor, num_classes: int) -> float:
+    """Accuracy under the best one-to-one matching of clusters to classes (as many clusters
+    as classes), found by the Hungarian algorithm on the confusion matrix."""
+    from scipy.optimize import linear_sum_assignment
+
+    counts = torch.zeros(num_classes, num_classes, dtype=torch.long)
+    counts.index_put_((assign, y), torch.ones_like(y), accumulate=True)
+    rows, cols = linear_sum_assignment(counts.numpy(), maximize=True)
+    return float(counts[rows, cols].sum()) / max(len(y), 1)

@@ -41,6 +41,15 @@ def latent_lattice(model, n: int = 20, span: float = 3.0) -> torch.Tensor:
 
 
 @torch.no_grad()
+def cluster_samples(model, ds: Dataset, per_cluster: int = 10, seed: int = 0) -> torch.Tensor:
+    """``per_cluster`` samples of each learned cluster, one row per cluster (at most 30 rows)."""
+    k = model.cluster_proba(to_float(ds.x_test[:1]).to(model.device)).shape[1]
+    c = torch.arange(min(k, 30)).repeat_interleave(per_cluster)
+    codes = model.sample_codes(len(c), c, torch.Generator().manual_seed(seed))
+    return model.decode(codes.to(model.device))
+
+
+@torch.no_grad()
 def interpolations(model, x_a: torch.Tensor, x_b: torch.Tensor, steps: int = 10,
                    y_a=None, y_b=None) -> torch.Tensor:
     """Decode codes on the straight line between encode(x_a[i]) and encode(x_b[i]):
@@ -91,12 +100,15 @@ def final_figures(model, ds: Dataset, run_dir: Path, seed: int = 0) -> list[Path
             g = torch.Generator().manual_seed(seed)
             written.append(fig.save_grid(figures / "samples_per_class.png",
                                          model.sample(len(y), y=y, generator=g), nrow=10))
+        if model.clusters and not model.class_sampling:  # one row per learned cluster
+            written.append(fig.save_grid(figures / "samples_per_cluster.png",
+                                         cluster_samples(model, ds, seed=seed), nrow=10))
         if model.conditional:  # first column: the source; then its code decoded as each class
             x = to_float(ds.x_test[:10]).to(model.device)
             yt = torch.from_numpy(ds.y_test[:10]).to(model.device)
             written.append(fig.save_grid(figures / "style_transfer.png",
                                          style_transfer(model, x, yt), nrow=ds.info.num_classes + 1))
-        if model.cfg.latent_dim == 2 and not model.conditional:
+        if model.code_dim == 2 and not model.conditional:
             written.append(fig.save_grid(figures / "latent_lattice.png", latent_lattice(model),
                                          nrow=20, scale=1))
     if ds.info.is_image and model.completes:
@@ -123,7 +135,7 @@ def _latent_map(model, ds: Dataset, figures: Path) -> Path:
     n = min(len(ds.x_test), 5000)
     codes, axes = project_2d(encode_all(model, ds.x_test[:n], ds.y_test[:n] if model.conditional else None))
     decision = None
-    if model.cfg.latent_dim == 2 and model.has_latent_classifier:
+    if model.code_dim == 2 and model.has_latent_classifier:
         lo, hi = codes.min(0) - 0.5, codes.max(0) + 0.5
         xx, yy = np.meshgrid(np.linspace(lo[0], hi[0], 200), np.linspace(lo[1], hi[1], 200))
         grid = torch.from_numpy(np.stack([xx.ravel(), yy.ravel()], 1)).float().to(model.device)

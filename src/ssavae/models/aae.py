@@ -20,6 +20,7 @@ a row of one z decoded with every class is the paper's disentangling figure
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Literal, Optional
 
@@ -33,6 +34,12 @@ from ..registry import register
 from .base import Batch, GenerativeModel, ModelConfig, Phase, Step, StepOutput
 
 Prior = Literal["normal", "mixture", "swiss-roll"]
+
+
+def code_critic(d_in: int, hidden) -> Discriminator:
+    """An MLP critic of (B, d_in) codes with the dense widths ``hidden`` (Makhzani: 2 x 1000)."""
+    h = tuple(hidden)
+    return Discriminator((d_in,), NetSpec("mlp", None, h[-1], h[:-1]))
 
 
 @dataclass
@@ -52,8 +59,74 @@ class AAEConfig(ModelConfig):
             raise ValueError("model.disc_hidden needs at least one width")
 
 
+class AAECore(GenerativeModel):
+    """What every adversarial autoencoder shares: a reconstruction step, then per batch one
+    critic step for each regularized code and one step in which the encoder fools them all.
+
+    A family names its regularized codes and their critics' groups in ``critics`` and says how
+    to compute them (``codes``), what the critic calls real (``real_codes``) and how a critic
+    reads a code (``critic``). The fakes of the critic steps are computed once per batch, after
+    the reconstruction step's update, and handed from one critic step to the next (detached).
+    """
+
+    def critics(self) -> dict[str, str]:
+        """Regularized code -> the group of its critic (one critic step each, in this order)."""
+        raise NotImplementedError
+
+    def codes(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The regularized codes of x, differentiable with respect to the encoder."""
+        raise NotImplementedError
+
+    def real_codes(self, name: str, y: torch.Tensor) -> torch.Tensor:
+        """One draw of the imposed distribution of code ``name`` per example (labels y)."""
+        raise NotImplementedError
+
+    def critic(self, name: str, code: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The logit (B, 1) of code ``name``'s critic."""
+        raise NotImplementedError
+
+    def phases(self):
+        return [Phase("train", (self.recon_step(), *self.critic_steps(), *self.extra_steps()))]
+
+    def recon_step(self) -> Step:
+        return Step("recon", ("enc", "dec"), self.recon_loss)
+
+    def critic_steps(self) -> tuple[Step, ...]:
+        crit = self.critics()
+        disc = tuple(Step(group, (group,), functools.partial(self.disc_loss, name=name))
+                     for name, group in crit.items())
+        return (*disc, Step("gen", ("enc",), self.gen_loss, through=tuple(crit.values())))
+
+    def extra_steps(self) -> tuple[Step, ...]:
+        return ()
+
+    def fakes(self, batch: Batch) -> dict[str, torch.Tensor]:
+        """The batch's codes for the critics, computed by the first critic step (detached)."""
+        if "codes" not in batch.shared:
+            with torch.no_grad():
+                batch.shared["codes"] = {k: v.detach() for k, v in self.codes(batch.x).items()}
+        return batch.shared["codes"]
+
+    def disc_loss(self, batch: Batch, name: str) -> StepOutput:
+        real = self.critic(name, self.real_codes(name, batch.y), batch.y)
+        fake = self.critic(name, self.fakes(batch)[name], batch.y)
+        loss = losses.gan_d_loss(real, fake).mean()
+        return StepOutput(loss, {"d_loss": loss.detach(), "d_real": torch.sigmoid(real).mean().detach(),
+                                 "d_fake": torch.sigmoid(fake).mean().detach()})
+
+    def gen_loss(self, batch: Batch) -> StepOutput:
+        codes = self.codes(batch.x)
+        terms = {name: losses.gan_g_loss(self.critic(name, codes[name], batch.y)).mean()
+                 for name in self.critics()}
+        loss = sum(terms.values())
+        logs = {"g_loss": loss.detach()}
+        if len(terms) > 1:
+            logs.update({f"g_loss_{name}": t.detach() for name, t in terms.items()})
+        return StepOutput(loss, logs)
+
+
 @register("aae")
-class AAE(GenerativeModel):
+class AAE(AAECore):
     """Adversarial autoencoder: reconstruction, then a discriminator on codes against the prior."""
 
     Config = AAEConfig
@@ -71,23 +144,17 @@ class AAE(GenerativeModel):
         self.enc = self.build_part("enc", lambda: enc_cls(info.shape, cfg.latent_dim, spec))
         self.dec = self.build_part("dec", lambda: Decoder(
             info.shape, cfg.latent_dim, spec, cond_dim=k if self.label_to_decoder else 0))
-        h = tuple(cfg.disc_hidden)
         # the label's one-hot joins the code at the critic's input, as in the paper (joining it
         # after the first layer left the critic blind to it on synthetic data: modes at chance)
         d_in = cfg.latent_dim + (k + 1 if cfg.label_regularization else 0)
-        self.disc = self.build_part("disc", lambda: Discriminator((d_in,), NetSpec("mlp", None, h[-1], h[:-1])))
+        self.disc = self.build_part("disc", lambda: code_critic(d_in, cfg.disc_hidden))
         self.check_parts_used()
 
     def groups(self):
         return {"enc": self.enc, "dec": self.dec, "disc": self.disc}
 
-    def phases(self):
-        return [Phase("train", (self.recon_step(),
-                                Step("disc", ("disc",), self.disc_loss),
-                                Step("gen", ("enc",), self.gen_loss, through=("disc",))))]
-
-    def recon_step(self) -> Step:
-        return Step("recon", ("enc", "dec"), self.recon_loss)
+    def critics(self):
+        return {"z": "disc"}
 
     # ------------------------------------------------------------------ pieces
     def code(self, x: torch.Tensor) -> torch.Tensor:
@@ -96,9 +163,13 @@ class AAE(GenerativeModel):
             return self.enc(x)
         return losses.reparameterize(*self.enc(x))
 
-    def critic(self, z: torch.Tensor, c: Optional[torch.Tensor]) -> torch.Tensor:
-        """Dis's logit (B, 1) for codes z, with the label one-hot c at its input if any."""
-        return self.disc(z if c is None else torch.cat([z, c], 1))[0]
+    def codes(self, x):
+        return {"z": self.code(x)}
+
+    def critic(self, name, code, y):
+        """Dis's logit (B, 1) for codes z, with the label one-hot at its input if regularized."""
+        c = self.critic_condition(y)
+        return self.disc(code if c is None else torch.cat([code, c], 1))[0]
 
     def critic_condition(self, y: torch.Tensor) -> Optional[torch.Tensor]:
         """Label regularization's one-hot of K + 1 slots (slot K: unlabeled), else None."""
@@ -106,7 +177,7 @@ class AAE(GenerativeModel):
             return None
         return F.one_hot(torch.where(y >= 0, y, self.num_classes), self.num_classes + 1).float()
 
-    def prior_draws(self, y: torch.Tensor) -> torch.Tensor:
+    def real_codes(self, name, y):
         """One prior sample per example: from mode y where labels regularize, else anywhere."""
         if self.cfg.label_regularization and self.target.num_modes:
             modes = torch.randint(self.target.num_modes, y.shape, device=y.device)
@@ -118,20 +189,6 @@ class AAE(GenerativeModel):
         recon = self.nll(self.dec(self.code(batch.x)), batch.x)
         loss = recon.mean()
         return StepOutput(loss, {"loss": loss.detach()})
-
-    def disc_loss(self, batch: Batch) -> StepOutput:
-        with torch.no_grad():
-            z = self.code(batch.x)
-        c = self.critic_condition(batch.y)
-        real, fake = self.critic(self.prior_draws(batch.y), c), self.critic(z, c)
-        loss = losses.gan_d_loss(real, fake).mean()
-        return StepOutput(loss, {"d_loss": loss.detach(), "d_real": torch.sigmoid(real).mean().detach(),
-                                 "d_fake": torch.sigmoid(fake).mean().detach()})
-
-    def gen_loss(self, batch: Batch) -> StepOutput:
-        logit = self.critic(self.code(batch.x), self.critic_condition(batch.y))
-        loss = losses.gan_g_loss(logit).mean()
-        return StepOutput(loss, {"g_loss": loss.detach()})
 
     def _encode(self, x, y):
         out = self.enc(x)

@@ -13,7 +13,8 @@ A model says *what* is optimized; the engine (``engine/``) says *how*:
       Step("cls", groups=("enc", "cls"), loss=self.cls_loss, data="labeled")
 
 - Capabilities are declared on the class (``conditional``, ``has_classifier``,
-  ``has_likelihood``, ``class_sampling``, ``has_latent_classifier``) and read by evaluation,
+  ``has_likelihood``, ``class_sampling``, ``has_latent_classifier``, ``completes``,
+  ``clusters``) and read by evaluation,
   the CLI and the estimator; a class that declares one must implement it (checked when the
   class is defined).
 - Inference: ``encode(x, y=None)``, ``decode(z, y=None)``, ``reconstruct(x, y=None)``,
@@ -180,13 +181,15 @@ class GenerativeModel(nn.Module):
     has_latent_classifier: ClassVar[bool] = False  # predict_proba_latent(z) (decision regions)
     has_likelihood: ClassVar[bool] = False  # log_likelihood(x, k), negative_elbo(x)
     completes: ClassVar[bool] = False  # complete(x, n): draws of an image's unobserved part
+    clusters: ClassVar[bool] = False  # cluster_proba(x): soft assignments to learned clusters
     needs_images: ClassVar[bool] = False  # refuses data that are not images (C, H, W)
     fit_prior_after: ClassVar[Optional[str]] = None  # the phase after which the codes are final
 
     _REQUIRES = {"has_classifier": ("_predict_proba",),
                  "has_latent_classifier": ("_predict_proba_latent",),
                  "has_likelihood": ("_log_likelihood", "_negative_elbo"),
-                 "completes": ("_complete", "observed_mask")}
+                 "completes": ("_complete", "observed_mask"),
+                 "clusters": ("_cluster_proba",)}
 
     def __init_subclass__(cls, **kw):
         super().__init_subclass__(**kw)
@@ -277,6 +280,11 @@ class GenerativeModel(nn.Module):
     @property
     def device(self) -> torch.device:
         return self._device_probe.device
+
+    @property
+    def code_dim(self) -> int:
+        """The width of ``encode``'s codes and of what ``decode`` reads."""
+        return self.cfg.latent_dim
 
     @property
     def num_classes(self) -> int:
@@ -395,6 +403,12 @@ class GenerativeModel(nn.Module):
         return self._predict_proba(x)
 
     @torch.no_grad()
+    def cluster_proba(self, x: torch.Tensor) -> torch.Tensor:
+        """q(cluster | x): (B, number of clusters), rows sum to 1 (clusters are not classes)."""
+        self._require("clusters", "cluster_proba")
+        return self._cluster_proba(x)
+
+    @torch.no_grad()
     def predict_proba_latent(self, z: torch.Tensor) -> torch.Tensor:
         """p(y | z) for codes (B, latent_dim): the decision regions of a latent map."""
         self._require("has_latent_classifier", "predict_proba_latent")
@@ -440,6 +454,9 @@ class GenerativeModel(nn.Module):
         raise NotImplementedError
 
     def _predict_proba_latent(self, z):
+        raise NotImplementedError
+
+    def _cluster_proba(self, x):
         raise NotImplementedError
 
     def _log_likelihood(self, x, k):

@@ -2,9 +2,9 @@
 discriminators, classifiers and latent priors."""
 from .parts import (Body, Classifier, Decoder, DeterministicEncoder, Discriminator, GaussianEncoder,
                     NetSpec, Trunk, Upsample, apply_spectral_norm, conv_stages)
-from .priors import (Categorical, FittedGaussian, GaussianMixture, Prior, StandardNormal, SwissRoll,
+from .priors import (Categorical, CategoricalStyle, FittedGaussian, GaussianMixture, Prior, StandardNormal, SwissRoll,
                      make_prior)
 
-__all__ = ["Body", "Categorical", "Classifier", "Decoder", "DeterministicEncoder", "Discriminator", "FittedGaussian",
+__all__ = ["Body", "Categorical", "CategoricalStyle", "Classifier", "Decoder", "DeterministicEncoder", "Discriminator", "FittedGaussian",
            "GaussianEncoder", "GaussianMixture", "NetSpec", "Prior", "StandardNormal", "SwissRoll",
            "Trunk", "Upsample", "apply_spectral_norm", "conv_stages", "make_prior"]

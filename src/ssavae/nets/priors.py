@@ -128,6 +128,21 @@ class Categorical(Prior):
                            torch.full_like(z[:, 0], -math.inf))
 
 
+class CategoricalStyle(Prior):
+    """The code of a categorical-plus-style encoder: a one-hot of K clusters followed by a
+    Gaussian style of ``style_dim`` dims, (n, K + style_dim); ``y`` picks the cluster."""
+
+    def __init__(self, k: int, style_dim: int, std: float = 1.0):
+        super().__init__(k + style_dim, k)
+        self.style_dim, self.std = style_dim, std
+
+    def _sample(self, n, y, generator):
+        if y is None:
+            y = torch.randint(self.num_modes, (n,), generator=generator)
+        return torch.cat([F.one_hot(y, self.num_modes).float(),
+                          self.std * torch.randn(n, self.style_dim, generator=generator)], 1)
+
+
 PRIORS = {"normal": StandardNormal, "mixture": GaussianMixture, "swiss-roll": SwissRoll}
 
 

@@ -1,0 +1,248 @@
+"""Adversarial autoencoders with a categorical code (Makhzani et al. 2016, sections 5-7; seeds
+002), METHODS.md section 6: ``aae_semi``, ``aae_cluster`` and ``aae_dimred``, on the core of
+``aae.py``.
+
+The encoder has two heads on one trunk: y = softmax(logits) over K clusters and a style z. Two
+critics push them onto their imposed distributions: y onto the one-hot vectors of Cat(K), z
+onto N(0, style_std^2 I). Per batch::
+
+    recon  (Enc, Dec[, heads]): nll(x | Dec(y, z))  [+ head_weight * sum_{i<j} relu(eta - |W_i - W_j|)]
+    disc_y (Dis_y):  -log Dis_y(onehot) - log(1 - Dis_y(y.detach()))
+    disc_z (Dis_z):  -log Dis_z(z_p)    - log(1 - Dis_z(z.detach()))
+    gen    (Enc):    -log Dis_y(y) - log Dis_z(z)                          (through both critics)
+    cls    (Enc):    cls_weight * CE(logits(augment(x_lab)), y_lab)        (labeled stream)
+
+- ``aae_semi``: K = the number of classes, with the classification step; y is q(y | x).
+- ``aae_cluster``: no labels used, K clusters (``num_clusters``, 16 by default); the clustering
+  metrics of ``ssavae evaluate`` map clusters to classes afterwards.
+- ``aae_dimred``: the decoder reads one n-dim representation r = W y + z (learned cluster heads
+  W, K x n), with the penalty above keeping heads at least ``head_margin`` apart; with
+  ``latent_dim 2`` the codes r are the 2-D map. ``use_labels`` adds the classification step.
+
+Codes (``encode``) are (y, z) concatenated, (B, K + latent_dim), for ``aae_semi`` and
+``aae_cluster`` (so ``reconstruct`` keeps the inferred cluster), and r, (B, latent_dim), for
+``aae_dimred``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .. import losses
+from ..data.augment import Augment, augment
+from ..nets import Categorical, CategoricalStyle, Decoder, StandardNormal, Trunk, Upsample
+from ..registry import register
+from .aae import AAECore, code_critic
+from .base import Batch, ModelConfig, Step, StepOutput
+
+
+@dataclass
+class SemiAAEConfig(ModelConfig):
+    latent_dim: int = 10  # the style z
+    upsample: Upsample = "resize"
+    num_clusters: int = 0  # K of the y head; 0: the data's number of classes
+    use_labels: bool = True  # the classification step on the labeled stream (needs K = classes)
+    cls_weight: float = 1.0
+    augment: Augment = "shift"  # view of the labeled images in the classification step
+    style_std: float = 1.0  # z is pushed onto N(0, style_std^2 I)
+    disc_hidden: tuple[int, ...] = (1000, 1000)  # each code critic's MLP (Makhzani: 2 x 1000)
+
+    def validate(self) -> None:
+        super().validate()
+        if self.num_clusters < 0 or self.num_clusters == 1:
+            raise ValueError(f"model.num_clusters must be 0 (the number of classes) or >= 2, "
+                             f"got {self.num_clusters}")
+        if self.style_std <= 0:
+            raise ValueError(f"model.style_std must be > 0, got {self.style_std}")
+        if not self.disc_hidden:
+            raise ValueError("model.disc_hidden needs at least one width")
+        if self.sampler != "prior":
+            raise ValueError("the categorical AAEs sample their own imposed code distribution: "
+                             "leave model.sampler at 'prior'")
+
+
+@register("aae_semi")
+class SemiAAE(AAECore):
+    """Semi-supervised AAE: a categorical y head (the classifier) and a style z head."""
+
+    Config = SemiAAEConfig
+    has_classifier = True  # both False on an instance that learns without labels
+    class_sampling = True
+    clusters = True
+
+    def __init__(self, cfg: SemiAAEConfig, info, parts=None):
+        super().__init__(cfg, info, parts)
+        self.k = cfg.num_clusters or info.num_classes
+        if cfg.use_labels and self.k != info.num_classes:
+            raise ValueError(f"model.use_labels trains y as the class: num_clusters must be 0 or "
+                             f"{info.num_classes} (the number of classes), got {cfg.num_clusters}; "
+                             "or set model.use_labels false")
+        if not cfg.use_labels:  # y is a cluster, not a class
+            self.has_classifier = self.class_sampling = False
+        spec = cfg.net_spec()
+        self.style = StandardNormal(cfg.latent_dim)
+        self.enc = self.build_part("enc", lambda: Trunk(info.shape, spec, {"y": self.k, "z": cfg.latent_dim}))
+        self.build_decoder()
+        self.disc_y = self.build_part("disc_y", lambda: code_critic(self.k, cfg.disc_hidden))
+        self.disc_z = self.build_part("disc_z", lambda: code_critic(cfg.latent_dim, cfg.disc_hidden))
+        self.onehots = Categorical(self.k)
+        self.check_parts_used()
+
+    def build_decoder(self) -> None:
+        """Dec(z, y): the style with the cluster probabilities as the decoder's condition."""
+        self.dec = self.build_part("dec", lambda: Decoder(
+            self.info.shape, self.cfg.latent_dim, self.cfg.net_spec(), cond_dim=self.k))
+        self.prior = CategoricalStyle(self.k, self.cfg.latent_dim, self.cfg.style_std)
+
+    def groups(self):
+        return {"enc": self.enc, "dec": self.dec, "disc_y": self.disc_y, "disc_z": self.disc_z}
+
+    def critics(self):
+        return {"y": "disc_y", "z": "disc_z"}
+
+    def extra_steps(self):
+        if not self.cfg.use_labels:
+            return ()
+        return (Step("cls", ("enc",), self.cls_loss, data="labeled"),)
+
+    @property
+    def code_dim(self) -> int:
+        return self.k + self.cfg.latent_dim
+
+    # ------------------------------------------------------------------ pieces
+    def heads(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(cluster logits (B, K), style z (B, latent_dim))."""
+        out = self.enc(x)
+        return out["y"], out["z"]
+
+    def codes(self, x):
+        logits, z = self.heads(x)
+        return {"y": F.softmax(logits, 1), "z": z}
+
+    def real_codes(self, name, y):
+        if name == "y":
+            return self.onehots.sample(len(y)).to(y.device)
+        return self.cfg.style_std * self.style.sample(len(y))
+
+    def critic(self, name, code, y):
+        return (self.disc_y if name == "y" else self.disc_z)(code)[0]
+
+    def reconstruction(self, codes: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Decoder output for the codes of ``codes``."""
+        return self.dec(codes["z"], codes["y"])
+
+    # ------------------------------------------------------------------ losses
+    def recon_loss(self, batch: Batch) -> StepOutput:
+        loss = self.nll(self.reconstruction(self.codes(batch.x)), batch.x).mean()
+        return StepOutput(loss, {"loss": loss.detach()})
+
+    def cls_loss(self, batch: Batch) -> StepOutput:
+        x_lab, y_lab = batch.labeled()
+        logits = self.heads(augment(x_lab, self.cfg.augment))[0]
+        ce = losses.masked_cross_entropy(logits, y_lab).mean()
+        acc = (logits.argmax(1) == y_lab).float().mean()
+        return StepOutput(self.cfg.cls_weight * ce, {"cls_ce": ce.detach(), "acc": acc.detach()})
+
+    # ------------------------------------------------------------------ inference
+    def _cluster_proba(self, x):
+        return F.softmax(self.heads(x)[0], 1)
+
+    _predict_proba = _cluster_proba  # with labels, the clusters are the classes
+
+    def _encode(self, x, y):
+        c = self.codes(x)
+        return torch.cat([c["y"], c["z"]], 1)
+
+    def _decode(self, code, y):
+        return self.dec(code[:, self.k:], code[:, :self.k])
+
+
+@dataclass
+class ClusterAAEConfig(SemiAAEConfig):
+    num_clusters: int = 16
+    use_labels: bool = False
+
+
+@register("aae_cluster")
+class ClusterAAE(SemiAAE):
+    """Unsupervised clustering: ``aae_semi`` with no labels and K clusters (Makhzani 6)."""
+
+    Config = ClusterAAEConfig
+    has_classifier = False
+    class_sampling = False
+
+    def __init__(self, cfg: ClusterAAEConfig, info, parts=None):
+        if cfg.use_labels:
+            raise ValueError("aae_cluster learns without labels: leave model.use_labels false "
+                             "(aae_semi is the semi-supervised one)")
+        super().__init__(cfg, info, parts)
+
+
+@dataclass
+class DimRedAAEConfig(SemiAAEConfig):
+    latent_dim: int = 2  # n: the representation's size (2 for maps)
+    head_margin: float = 6.0  # eta: cluster heads closer than this are pushed apart
+    head_weight: float = 1.0
+
+
+@register("aae_dimred")
+class DimRedAAE(SemiAAE):
+    """Dimensionality reduction: r = W y + z, cluster heads kept apart (Makhzani 7)."""
+
+    Config = DimRedAAEConfig
+
+    def build_decoder(self) -> None:
+        self.dec = self.build_part("dec", lambda: Decoder(
+            self.info.shape, self.cfg.latent_dim, self.cfg.net_spec()))
+        self.cluster_heads = self.build_part("cluster_heads", lambda: nn.Linear(self.k, self.cfg.latent_dim, bias=False))
+        with torch.no_grad():  # start the heads on a circle of radius eta: apart from step one
+            angle = 2 * torch.pi * torch.arange(self.k) / self.k
+            w = torch.zeros(self.cfg.latent_dim, self.k)
+            w[0], w[min(1, self.cfg.latent_dim - 1)] = angle.cos(), angle.sin()
+            if isinstance(self.cluster_heads, nn.Linear):
+                self.cluster_heads.weight.copy_(self.cfg.head_margin * w)
+
+    def groups(self):
+        return {**super().groups(), "cluster_heads": self.cluster_heads}
+
+    def recon_step(self) -> Step:
+        return Step("recon", ("enc", "dec", "cluster_heads"), self.recon_loss)
+
+    @property
+    def code_dim(self) -> int:
+        return self.cfg.latent_dim
+
+    def head_penalty(self) -> torch.Tensor:
+        """sum over pairs of heads of relu(eta - distance): 0 once all are eta apart."""
+        w = self.cluster_heads.weight.t()  # (K, n)
+        d = torch.cdist(w, w)
+        pairs = torch.triu(torch.ones_like(d, dtype=torch.bool), 1)
+        return F.relu(self.cfg.head_margin - d[pairs]).sum()
+
+    def reconstruction(self, codes):
+        return self.dec(self.representation(codes))
+
+    def recon_loss(self, batch: Batch) -> StepOutput:
+        recon = self.nll(self.reconstruction(self.codes(batch.x)), batch.x).mean()
+        penalty = self.head_penalty()
+        loss = recon + self.cfg.head_weight * penalty
+        return StepOutput(loss, {"loss": recon.detach(), "head_penalty": penalty.detach()})
+
+    def sample_codes(self, n, y, generator):
+        if y is None:
+            y = torch.randint(self.k, (n,), generator=generator)
+        z = self.cfg.style_std * self.style.sample(n, generator=generator)
+        return self.cluster_heads(F.one_hot(torch.as_tensor(y).cpu(), self.k).float().to(z.device)) + z
+
+    def representation(self, codes) -> torch.Tensor:
+        """r = W y + z, (B, latent_dim)."""
+        return self.cluster_heads(codes["y"]) + codes["z"]
+
+    def _encode(self, x, y):
+        return self.representation(self.codes(x))
+
+    def _decode(self, code, y):
+        return self.dec(code)
