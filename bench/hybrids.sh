@@ -5,9 +5,11 @@
 #      code (the VAE trained on the same budget), error on the missing half, class kept, figure
 #   3. compare: vae, vaegan, ssavae, cvae, cvae_cgan on the same wall-clock budget
 # Resumable (finished runs are skipped).
-#   bash bench/hybrids.sh [OUT]   env: EPOCHS (cvae, completion, vae; 10), MINUTES (compare; 5), DATA
+#   bash bench/hybrids.sh [OUT]   env: EPOCHS (cvae, completion, vae; 10), MINUTES (compare; 5), DATA,
+#                                 PARTS ("runs compare": the epoch-budget runs 1-2, the compare 3)
 set -eu
 OUT="${1:-runs/hybrids}"; EPOCHS="${EPOCHS:-10}"; MINUTES="${MINUTES:-5}"; DATA="${DATA:-fashion-mnist}"
+PARTS="${PARTS:-runs compare}"
 COMMON="--data $DATA --train.progress false --train.sample_every 0"
 mkdir -p "$OUT"
 run() {  # name, args...: train and evaluate once
@@ -16,6 +18,7 @@ run() {  # name, args...: train and evaluate once
   ssavae train --out "$OUT/$name" $COMMON "$@" > "$OUT/$name.log" 2>&1
   ssavae evaluate "$OUT/$name" --n 10000 >> "$OUT/$name.log" 2>&1
 }
+if [[ " $PARTS " == *" runs "* ]]; then
 run cvae --model cvae --train.epochs "$EPOCHS"
 run completion --model cvae_completion --model.observe top-half --train.epochs "$EPOCHS"
 run vae --model vae --train.epochs "$EPOCHS" --model.upsample resize
@@ -61,5 +64,8 @@ fig = torch.cat([fig.view(8, 8, *fig.shape[1:]), base[:8, None].to(fig.device)],
 print("figure:", save_grid(out / "completion_vs_vae.png", fig, nrow=9),
       "(per row: what is shown, the truth, 6 draws of cvae_completion, the VAE's nearest code)")
 PY
-ssavae compare --models vae,vaegan,ssavae,cvae,cvae_cgan --data "$DATA" \
-  --budget "minutes=$MINUTES" --out "$OUT/compare" --train.progress false --train.sample_every 0
+fi
+if [[ " $PARTS " == *" compare "* ]]; then
+  ssavae compare --models vae,vaegan,ssavae,cvae,cvae_cgan --data "$DATA" \
+    --budget "minutes=$MINUTES" --out "$OUT/compare" --train.progress false --train.sample_every 0
+fi

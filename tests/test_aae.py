@@ -131,3 +131,22 @@ def test_cluster_to_class_maps_on_hand_cases():
     a, t = torch.randint(4, (50,), generator=g), torch.randint(4, (50,), generator=g)
     best = max(float((torch.tensor(p)[a] == t).float().mean()) for p in itertools.permutations(range(4)))
     assert abs(hungarian_accuracy(a, t, 4) - best) < 1e-6
+
+
+def test_semi_aae_consistency_reads_unlabeled_images_only_when_switched_on():
+    """consistency_weight 0 (the paper): the unlabeled images of the mixed batch do not enter the
+    classification step; > 0 with threshold 0: they do, through their pseudo-labels."""
+    x_lab, y_lab = data(8, seed=1)
+    x_u, _ = data(16, labeled=False)
+    y_u = torch.full((16,), -1)
+
+    def ce(model, xm):
+        torch.manual_seed(0)
+        step = model.phases()[0].steps[-1]
+        return step.loss(Batch(xm, y_u, x_lab, y_lab)).loss.item()
+
+    plain = tiny_model("aae_semi")
+    assert ce(plain, x_u) == ce(plain, torch.rand_like(x_u))
+    cons = tiny_model("aae_semi", consistency_weight=1.0, consistency_threshold=0.0)
+    assert ce(cons, x_u) != ce(cons, torch.rand_like(x_u))
+    assert ce(cons, x_u) > ce(plain, x_u)  # same weights (seed 0): the extra term is positive

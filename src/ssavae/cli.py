@@ -222,10 +222,11 @@ def cmd_sample(args, overrides) -> int:
 def cmd_list_models(args, overrides) -> int:
     from .models import get_model_class, list_models
 
+    width = max(map(len, list_models()))
     for name in list_models():
         cls = get_model_class(name)
         doc = cls.__doc__ or sys.modules[cls.__module__].__doc__ or ""
-        print(f"{name:12s} {doc.strip().splitlines()[0] if doc.strip() else ''}")
+        print(f"{name:{width}s}  {doc.strip().splitlines()[0] if doc.strip() else ''}")
     return 0
 
 

@@ -11,6 +11,11 @@ onto N(0, style_std^2 I). Per batch::
     disc_z (Dis_z):  -log Dis_z(z_p)    - log(1 - Dis_z(z.detach()))
     gen    (Enc):    -log Dis_y(y) - log Dis_z(z)                          (through both critics)
     cls    (Enc):    cls_weight * CE(logits(augment(x_lab)), y_lab)        (labeled stream)
+                     [+ cls_weight * consistency_weight * 1[max q >= tau] CE(logits(strong(x_u)), argmax q)]
+
+The bracketed term (off by default: Makhzani's phases alone) is the VEC's pseudo-label
+consistency on the mixed batch's unlabeled images, q = q(y | x_u) of the clean view from the
+batch's first critic step.
 
 - ``aae_semi``: K = the number of classes, with the classification step; y is q(y | x).
 - ``aae_cluster``: no labels used, K clusters (``num_clusters``, 16 by default); the clustering
@@ -32,7 +37,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .. import losses
-from ..data.augment import Augment, augment
+from ..data.augment import Augment, augment, strong
 from ..nets import Categorical, CategoricalStyle, Decoder, StandardNormal, Trunk, Upsample
 from ..registry import register
 from .aae import AAECore, code_critic
@@ -47,6 +52,10 @@ class SemiAAEConfig(ModelConfig):
     use_labels: bool = True  # the classification step on the labeled stream (needs K = classes)
     cls_weight: float = 1.0
     augment: Augment = "shift"  # view of the labeled images in the classification step
+    # CE of a strong view of the unlabeled images against their confident pseudo-labels (the
+    # VEC's term, FixMatch); 0: Makhzani's classification phase alone
+    consistency_weight: float = 0.0
+    consistency_threshold: float = 0.95
     style_std: float = 1.0  # z is pushed onto N(0, style_std^2 I)
     disc_hidden: tuple[int, ...] = (1000, 1000)  # each code critic's MLP (Makhzani: 2 x 1000)
 
@@ -55,6 +64,9 @@ class SemiAAEConfig(ModelConfig):
         if self.num_clusters < 0 or self.num_clusters == 1:
             raise ValueError(f"model.num_clusters must be 0 (the number of classes) or >= 2, "
                              f"got {self.num_clusters}")
+        if self.consistency_weight < 0 or not 0.0 <= self.consistency_threshold <= 1.0:
+            raise ValueError("model.consistency_weight must be >= 0 and model.consistency_threshold "
+                             f"in [0, 1], got {self.consistency_weight}, {self.consistency_threshold}")
         if self.style_std <= 0:
             raise ValueError(f"model.style_std must be > 0, got {self.style_std}")
         if not self.disc_hidden:
@@ -140,11 +152,24 @@ class SemiAAE(AAECore):
         return StepOutput(loss, {"loss": loss.detach()})
 
     def cls_loss(self, batch: Batch) -> StepOutput:
+        c = self.cfg
         x_lab, y_lab = batch.labeled()
-        logits = self.heads(augment(x_lab, self.cfg.augment))[0]
-        ce = losses.masked_cross_entropy(logits, y_lab).mean()
-        acc = (logits.argmax(1) == y_lab).float().mean()
-        return StepOutput(self.cfg.cls_weight * ce, {"cls_ce": ce.detach(), "acc": acc.detach()})
+        unlabeled = batch.y < 0
+        consistency = c.consistency_weight > 0 and bool(unlabeled.any())
+        views = [augment(x_lab, c.augment)]
+        if consistency:
+            views.append(strong(batch.x[unlabeled], c.augment, self.info.unit_range))
+        logits = self.heads(torch.cat(views))[0]
+        n = len(x_lab)
+        ce = losses.masked_cross_entropy(logits[:n], y_lab).mean()
+        loss, logs = ce, {"cls_ce": ce.detach(), "acc": (logits[:n].argmax(1) == y_lab).float().mean()}
+        if consistency:  # pseudo-labels: the clean view's q(y | x) from this batch's critic step
+            target = self.fakes(batch)["y"][unlabeled]
+            cons = losses.pseudo_label_ce(logits[n:], target, c.consistency_threshold).mean()
+            loss = loss + c.consistency_weight * cons
+            confident = (target.max(1).values >= c.consistency_threshold).float().mean()
+            logs.update(consistency=cons.detach(), confident=confident)
+        return StepOutput(c.cls_weight * loss, logs)
 
     # ------------------------------------------------------------------ inference
     def _cluster_proba(self, x):

@@ -19,6 +19,7 @@ label does not say (the "style"): ``decode(encode(x, y), y')`` draws x's style a
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 
@@ -33,6 +34,9 @@ class CVAEConfig(ModelConfig):
     latent_dim: int = 20
     upsample: Upsample = "resize"
     kl_weight: float = 1.0  # 1 = the conditional ELBO (schedulable)
+    # sample(n, y) draws z from a Gaussian fitted to class y's training codes (docs/hybrids.md:
+    # 88.5 % of samples of the class asked for, against 79.4 % from N(0, I))
+    sampler: Literal["prior", "gaussian", "class-gaussian"] = "class-gaussian"
 
 
 @register("cvae")
