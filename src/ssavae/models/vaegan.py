@@ -38,11 +38,13 @@ from .base import Batch, GenerativeModel, ModelConfig, Phase, Step, StepOutput
 class VAEGANConfig(ModelConfig):
     latent_dim: int = 20
     upsample: Upsample = "resize"
-    kl_weight: float = 1.0  # weight of L_prior in the encoder's loss (schedulable)
-    gamma_dec: float = 0.01  # weight of L_llike against the GAN term in the decoder's loss
+    # defaults chosen on a validation split (docs/hybrids.md): Larsen's own settings (kl 1,
+    # gamma 0.01 or 1, equilibrium gate on, no spectral norm) collapse on Fashion-MNIST
+    kl_weight: float = 0.1  # weight of L_prior in the encoder's loss (schedulable)
+    gamma_dec: float = 1.0  # weight of L_llike against the GAN term in the decoder's loss
     feature_layer: Optional[int] = None  # Dis layer l (index of its hidden layers); null: the last conv
-    disc_spectral_norm: bool = False  # Larsen's discriminator has none
-    equilibrium: bool = True  # Larsen's gate on the discriminator's costs
+    disc_spectral_norm: bool = True  # Larsen's discriminator has none
+    equilibrium: bool = False  # Larsen's gate on the discriminator's costs
     equilibrium_threshold: float = 0.68
     equilibrium_margin: float = 0.35
 
