@@ -3,7 +3,7 @@
 #   1. cvae: the evaluator's accuracy on samples asked for class k, and the style-transfer figure
 #   2. cvae_completion (bottom half from the top half) against a VAE that decodes the nearest
 #      code (the VAE trained on the same budget), error on the missing half, class kept, figure
-#   3. compare: vae, vaegan, ssavae, cvae, cvae_cgan on the same wall-clock budget
+#   3. compare: vae, vaegan, ssavae, cvae, cvae_cgan on the same wall-clock budget and sampler
 # Resumable (finished runs are skipped).
 #   bash bench/hybrids.sh [OUT]   env: EPOCHS (cvae, completion, vae; 10), MINUTES (compare; 5), DATA,
 #                                 PARTS ("runs compare": the epoch-budget runs 1-2, the compare 3)
@@ -66,6 +66,7 @@ print("figure:", save_grid(out / "completion_vs_vae.png", fig, nrow=9),
 PY
 fi
 if [[ " $PARTS " == *" compare "* ]]; then
-  ssavae compare --models vae,vaegan,ssavae,cvae,cvae_cgan --data "$DATA" \
+  # every family samples from per-class Gaussians fitted to its training codes (as the demo)
+  ssavae compare --models vae,vaegan,ssavae,cvae,cvae_cgan --data "$DATA" --model.sampler class-gaussian \
     --budget "minutes=$MINUTES" --out "$OUT/compare" --train.progress false --train.sample_every 0
 fi

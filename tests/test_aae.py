@@ -43,8 +43,9 @@ def test_supervised_aae_reconstructs_from_labeled_examples_and_decodes_with_y():
 
 def test_semi_aae_steps_critics_and_classification_on_the_labeled_stream():
     """Two critics (y against one-hots of Cat(K), z against N(0, I)), each its own step; the
-    encoder fools both; the classification step reads the labeled stream only."""
-    model = tiny_model("aae_semi")
+    encoder fools both; the classification step reads the labeled stream (and, with the
+    consistency term, the mixed batch's unlabeled images: the test below)."""
+    model = tiny_model("aae_semi", consistency_weight=0.0)
     steps = model.phases()[0].steps
     assert [(s.name, s.groups, s.data) for s in steps] == [
         ("recon", ("enc", "dec"), "mixed"), ("disc_y", ("disc_y",), "mixed"),
@@ -66,7 +67,7 @@ def test_semi_aae_steps_critics_and_classification_on_the_labeled_stream():
         torch.manual_seed(0)
         return cls(Batch(xm, y, x_lab, y_lab)).loss.item()
 
-    assert ce(x) == ce(torch.rand_like(x))  # the mixed batch does not enter it
+    assert ce(x) == ce(torch.rand_like(x))  # without consistency the mixed batch does not enter
     # sampling a class puts its one-hot in the code the decoder reads
     z = model.sample_codes(6, torch.tensor([0, 1, 2, 3, 0, 1]), None)
     assert z[:, :4].argmax(1).tolist() == [0, 1, 2, 3, 0, 1]
@@ -134,7 +135,7 @@ def test_cluster_to_class_maps_on_hand_cases():
 
 
 def test_semi_aae_consistency_reads_unlabeled_images_only_when_switched_on():
-    """consistency_weight 0 (the paper): the unlabeled images of the mixed batch do not enter the
+    """consistency_weight 0 (the paper's phases): the unlabeled images of the mixed batch do not enter the
     classification step; > 0 with threshold 0: they do, through their pseudo-labels."""
     x_lab, y_lab = data(8, seed=1)
     x_u, _ = data(16, labeled=False)
@@ -145,7 +146,7 @@ def test_semi_aae_consistency_reads_unlabeled_images_only_when_switched_on():
         step = model.phases()[0].steps[-1]
         return step.loss(Batch(xm, y_u, x_lab, y_lab)).loss.item()
 
-    plain = tiny_model("aae_semi")
+    plain = tiny_model("aae_semi", consistency_weight=0.0)
     assert ce(plain, x_u) == ce(plain, torch.rand_like(x_u))
     cons = tiny_model("aae_semi", consistency_weight=1.0, consistency_threshold=0.0)
     assert ce(cons, x_u) != ce(cons, torch.rand_like(x_u))

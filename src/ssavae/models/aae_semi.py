@@ -13,9 +13,9 @@ onto N(0, style_std^2 I). Per batch::
     cls    (Enc):    cls_weight * CE(logits(augment(x_lab)), y_lab)        (labeled stream)
                      [+ cls_weight * consistency_weight * 1[max q >= tau] CE(logits(strong(x_u)), argmax q)]
 
-The bracketed term (off by default: Makhzani's phases alone) is the VEC's pseudo-label
-consistency on the mixed batch's unlabeled images, q = q(y | x_u) of the clean view from the
-batch's first critic step.
+The bracketed term (on by default; ``consistency_weight 0`` is Makhzani's phases alone) is the
+VEC's pseudo-label consistency on the mixed batch's unlabeled images, q = q(y | x_u) of the clean
+view from the batch's first critic step.
 
 - ``aae_semi``: K = the number of classes, with the classification step; y is q(y | x).
 - ``aae_cluster``: no labels used, K clusters (``num_clusters``, 16 by default); the clustering
@@ -53,8 +53,8 @@ class SemiAAEConfig(ModelConfig):
     cls_weight: float = 1.0
     augment: Augment = "shift"  # view of the labeled images in the classification step
     # CE of a strong view of the unlabeled images against their confident pseudo-labels (the
-    # VEC's term, FixMatch); 0: Makhzani's classification phase alone
-    consistency_weight: float = 0.0
+    # VEC's term, FixMatch); 0: Makhzani's classification phase alone (validation: docs/aae.md)
+    consistency_weight: float = 1.0
     consistency_threshold: float = 0.95
     style_std: float = 1.0  # z is pushed onto N(0, style_std^2 I)
     disc_hidden: tuple[int, ...] = (1000, 1000)  # each code critic's MLP (Makhzani: 2 x 1000)
