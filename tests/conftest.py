@@ -30,6 +30,8 @@ FAMILIES = {
     "aae_cluster": {"model": {"disc_hidden": [32], "latent_dim": 4, "num_clusters": 6}},
     "aae_dimred": {"model": {"disc_hidden": [32]}, "data": {"labels_per_class": 8}},
     "ssavae": {"data": {"labels_per_class": 8}},
+    "m2": {"model": {"latent_dim": 4}, "data": {"labels_per_class": 8}},
+    "m2_gan": {"model": {"latent_dim": 4}, "data": {"labels_per_class": 8}},
 }
 
 

@@ -1,6 +1,7 @@
-"""Pieces the adversarial families share (SSAVAE's step 2, VAE-GAN, CVAE+CGAN): how a
-discriminator update gets its fakes, one critic pass over reals and fakes, and the
-equilibrium gate of VAE-GAN. The GAN losses themselves live in ``losses.py``.
+"""Pieces the adversarial families share (SSAVAE's step 2, VAE-GAN, CVAE+CGAN, M2+GAN): how a
+discriminator update gets its fakes, one critic pass over reals and fakes, the equilibrium gate
+of VAE-GAN and the (K+1)-way conditional critic. The GAN losses themselves live in
+``losses.py``.
 
 The generator's update of a batch runs before the discriminator's and leaves its fakes, detached,
 in ``batch.shared["fakes"]``: the discriminator then sees the generator's images from before this
@@ -13,7 +14,9 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from .base import Batch
+from .. import losses
+from ..nets import Discriminator
+from .base import Batch, StepOutput
 
 
 def hand_fakes(batch: Batch, fakes: list[torch.Tensor]) -> None:
@@ -53,3 +56,37 @@ def equilibrium(real_logits: torch.Tensor, fake_logits: torch.Tensor, threshold:
         return True, True
     return train_dis, train_gen
 
+
+
+class ClassCritic:
+    """The (K+1)-way conditional critic (Salimans et al. 2016) of ``cvae_cgan`` and ``m2_gan``,
+    a mixin for families with a conditional decoder ``dec(z, onehot(y))`` and a
+    ``disc_spectral_norm`` field: outputs 0..K-1 mean "real, class k", output K "fake".
+
+    The generator's update calls ``generator_term`` on its fakes of classes ``y_p`` (through the
+    critic) and leaves them for ``disc_loss``, the critic's update: CE to its class for a
+    labeled real image, "any real class" for an unlabeled one, "fake" for a fake."""
+
+    def build_critic(self) -> None:
+        self.disc = self.build_part("disc", lambda: Discriminator(
+            self.info.shape, self.cfg.net_spec(), n_out=self.num_classes + 1,
+            spectral_norm=self.cfg.disc_spectral_norm))
+
+    def generator_term(self, batch: Batch, x_p: torch.Tensor, y_p: torch.Tensor) -> torch.Tensor:
+        """Mean CE(Dis(x_p), y_p): fakes of class y_p must pass for real images of that class."""
+        hand_fakes(batch, [x_p])
+        return losses.class_gan_g_loss(self.disc(x_p)[0], y_p).mean()
+
+    def disc_loss(self, batch: Batch) -> StepOutput:
+        x, y = batch.x, batch.y
+
+        def decode():  # no generator update ran on this batch
+            y_p = torch.randint(0, self.num_classes, (len(x),), device=x.device)
+            z_p = torch.randn(len(x), self.cfg.latent_dim, device=x.device)
+            return [self.to_data_range(self.dec(z_p, self.one_hot(y_p)))]
+
+        real_logits, (fake_logits,), _ = critic_pass(self.disc, x, fakes_for_critic(batch, decode))
+        loss = losses.class_gan_d_loss(real_logits, y, fake_logits).mean()
+        p_fake = F.softmax(torch.cat([real_logits, fake_logits]), -1)[:, -1]
+        return StepOutput(loss, {"d_loss": loss.detach(), "d_real": 1 - p_fake[:len(x)].mean().detach(),
+                                 "d_fake": 1 - p_fake[len(x):].mean().detach()})

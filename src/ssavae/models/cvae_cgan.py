@@ -24,9 +24,8 @@ import torch
 import torch.nn.functional as F
 
 from .. import losses
-from ..nets import Discriminator
 from ..registry import register
-from .adversarial import critic_pass, fakes_for_critic, hand_fakes
+from .adversarial import ClassCritic
 from .base import Batch, Phase, Step, StepOutput
 from .cvae import CVAE, CVAEConfig
 
@@ -43,7 +42,7 @@ class CVAECGANConfig(CVAEConfig):
 
 
 @register("cvae_cgan")
-class CVAECGAN(CVAE):
+class CVAECGAN(ClassCritic, CVAE):
     """CVAE whose decoder is also a conditional GAN generator against a (K+1)-way critic."""
 
     Config = CVAECGANConfig
@@ -51,9 +50,7 @@ class CVAECGAN(CVAE):
 
     def build_networks(self) -> None:
         super().build_networks()
-        self.disc = self.build_part("disc", lambda: Discriminator(
-            self.info.shape, self.cfg.net_spec(), n_out=self.num_classes + 1,
-            spectral_norm=self.cfg.disc_spectral_norm))
+        self.build_critic()
 
     def groups(self):
         return {"enc": self.enc, "dec": self.dec, "disc": self.disc}
@@ -86,25 +83,10 @@ class CVAECGAN(CVAE):
         out = self.dec(torch.cat([z, z_p]), self.one_hot(torch.cat([y, y_p])))  # one pass
         recon = self.nll(out[:n], x)  # (n,)
         x_p = self.to_data_range(out[n:])  # (b, *shape)
-        adv = losses.class_gan_g_loss(self.disc(x_p)[0], y_p)  # (b,)
-        hand_fakes(batch, [x_p])
-        loss = recon.mean() + self.weight("adv_weight", batch) * adv.mean()
+        adv = self.generator_term(batch, x_p, y_p)
+        loss = recon.mean() + self.weight("adv_weight", batch) * adv
         return StepOutput(loss, {"loss": loss.detach(), "recon": recon.mean().detach(),
-                                 "adv": adv.mean().detach()})
-
-    def disc_loss(self, batch: Batch) -> StepOutput:
-        x, y = batch.x, batch.y
-
-        def decode():  # no decoder update ran on this batch
-            y_p = torch.randint(0, self.num_classes, (len(x),), device=x.device)
-            z_p = torch.randn(len(x), self.cfg.latent_dim, device=x.device)
-            return [self.to_data_range(self.dec(z_p, self.one_hot(y_p)))]
-
-        real_logits, (fake_logits,), _ = critic_pass(self.disc, x, fakes_for_critic(batch, decode))
-        loss = losses.class_gan_d_loss(real_logits, y, fake_logits).mean()
-        p_fake = F.softmax(torch.cat([real_logits, fake_logits]), -1)[:, -1]
-        return StepOutput(loss, {"d_loss": loss.detach(), "d_real": 1 - p_fake[:len(x)].mean().detach(),
-                                 "d_fake": 1 - p_fake[len(x):].mean().detach()})
+                                 "adv": adv.detach()})
 
     def _predict_proba(self, x):
         """p(y | x) from the critic's K real-class outputs (its fake output left out)."""
