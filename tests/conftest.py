@@ -32,6 +32,9 @@ FAMILIES = {
     "ssavae": {"data": {"labels_per_class": 8}},
     "m2": {"model": {"latent_dim": 4}, "data": {"labels_per_class": 8}},
     "m2_gan": {"model": {"latent_dim": 4}, "data": {"labels_per_class": 8}},
+    "draw": {"model": {"latent_dim": 3, "steps": 3, "rnn_hidden": 16}},
+    "draw_cond": {"model": {"latent_dim": 3, "steps": 3, "rnn_hidden": 16}, "data": {"labels_per_class": 8}},
+    "draw_gan": {"model": {"latent_dim": 3, "steps": 3, "rnn_hidden": 16}},
 }
 
 

@@ -41,6 +41,21 @@ def save_grid(path: str | Path, images, nrow: int = 8, scale: int = 2) -> Path:
     return Path(path)
 
 
+def save_gif(path: str | Path, frames, nrow: int = 8, scale: int = 2, ms: int = 120) -> Path:
+    """An animated GIF, one grid of images (N, C, H, W) in [0, 1] per frame of ``frames``
+    (T, N, C, H, W), looping."""
+    from PIL import Image
+
+    images = []
+    for frame in frames:
+        arr = image_grid(frame, nrow)
+        img = Image.fromarray(arr[..., 0] if arr.shape[2] == 1 else arr)
+        images.append(img.resize((img.width * scale, img.height * scale), Image.NEAREST))
+    with atomic_path(path) as tmp:
+        images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:], duration=ms, loop=0)
+    return Path(path)
+
+
 def interleave(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Inputs beside their reconstructions: a0 b0 a1 b1 ... (for a grid with an even nrow)."""
     return torch.stack([a.cpu(), b.cpu()], 1).flatten(0, 1)

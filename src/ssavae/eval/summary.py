@@ -108,6 +108,8 @@ def final_figures(model, ds: Dataset, run_dir: Path, seed: int = 0) -> list[Path
             yt = torch.from_numpy(ds.y_test[:10]).to(model.device)
             written.append(fig.save_grid(figures / "style_transfer.png",
                                          style_transfer(model, x, yt), nrow=ds.info.num_classes + 1))
+        if model.sequential:  # one row per draw: the canvas after each step, and as a GIF
+            written += canvas_figures(model, ds, figures, seed)
         if model.code_dim == 2 and not model.conditional:
             written.append(fig.save_grid(figures / "latent_lattice.png", latent_lattice(model),
                                          nrow=20, scale=1))
@@ -119,6 +121,16 @@ def final_figures(model, ds: Dataset, run_dir: Path, seed: int = 0) -> list[Path
     if curves:
         written.append(curves)
     return written
+
+
+def canvas_figures(model, ds: Dataset, figures: Path, seed: int = 0, n: int = 8) -> list[Path]:
+    """``canvas_steps.png`` (a row per draw, a column per step) and ``canvas.gif`` (the n draws
+    side by side, a frame per step)."""
+    y = torch.arange(n).remainder(ds.info.num_classes).to(model.device) if model.conditional else None
+    steps = model.canvas_steps(n, y, generator=torch.Generator().manual_seed(seed)).cpu()  # (T, n, ...)
+    grid = fig.save_grid(figures / "canvas_steps.png", steps.transpose(0, 1).flatten(0, 1),
+                         nrow=len(steps))
+    return [grid, fig.save_gif(figures / "canvas.gif", steps, nrow=n)]
 
 
 def _interpolations(model, ds: Dataset, figures: Path) -> Path:

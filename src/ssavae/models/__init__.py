@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from ..errors import ConfigError
 from ..registry import MODELS
-from . import aae, aae_semi, classifier, completion, cvae, cvae_cgan, m2, ssavae, vae, vaegan  # noqa: F401  (importing a family registers it)
+from . import aae, aae_semi, classifier, completion, cvae, cvae_cgan, draw, m2, ssavae, vae, vaegan  # noqa: F401  (importing a family registers it)
 from .base import Batch, GenerativeModel, ModelConfig, Phase, Step, StepOutput
 
 

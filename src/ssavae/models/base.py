@@ -14,7 +14,7 @@ A model says *what* is optimized; the engine (``engine/``) says *how*:
 
 - Capabilities are declared on the class (``conditional``, ``has_classifier``,
   ``has_likelihood``, ``class_sampling``, ``has_latent_classifier``, ``completes``,
-  ``clusters``) and read by evaluation,
+  ``clusters``, ``sequential``) and read by evaluation,
   the CLI and the estimator; a class that declares one must implement it (checked when the
   class is defined).
 - Inference: ``encode(x, y=None)``, ``decode(z, y=None)``, ``reconstruct(x, y=None)``,
@@ -182,6 +182,7 @@ class GenerativeModel(nn.Module):
     has_likelihood: ClassVar[bool] = False  # log_likelihood(x, k), negative_elbo(x)
     completes: ClassVar[bool] = False  # complete(x, n): draws of an image's unobserved part
     clusters: ClassVar[bool] = False  # cluster_proba(x): soft assignments to learned clusters
+    sequential: ClassVar[bool] = False  # canvas_steps(n): the canvas after each step of drawing
     needs_images: ClassVar[bool] = False  # refuses data that are not images (C, H, W)
     fit_prior_after: ClassVar[Optional[str]] = None  # the phase after which the codes are final
 
@@ -189,7 +190,8 @@ class GenerativeModel(nn.Module):
                  "has_latent_classifier": ("_predict_proba_latent",),
                  "has_likelihood": ("_log_likelihood", "_negative_elbo"),
                  "completes": ("_complete", "observed_mask"),
-                 "clusters": ("_cluster_proba",)}
+                 "clusters": ("_cluster_proba",),
+                 "sequential": ("canvas_steps",)}
 
     def __init_subclass__(cls, **kw):
         super().__init_subclass__(**kw)
@@ -466,4 +468,8 @@ class GenerativeModel(nn.Module):
         raise NotImplementedError
 
     def _complete(self, x, n, generator):
+        raise NotImplementedError
+
+    def canvas_steps(self, n, y=None, generator=None):
+        """(T, n, *shape): n draws, the canvas after each of the T steps (``sequential``)."""
         raise NotImplementedError
