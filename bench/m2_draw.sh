@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# M2 and DRAW (METHODS.md sections 7-8) on Fashion-MNIST (TEST set):
+#   1. m2, 100 labels per class (split seed 0), one run per seed: test accuracy, beside the
+#      classifier baseline of bench/few_labels.sh (same split, augmentation and epochs)
+#   2. draw against vae on the same wall-clock budget and likelihood: importance-weighted NLL
+#   3. draw_cond: the evaluator's accuracy on samples asked for class k; the canvas figures
+# Resumable (finished runs are skipped).
+#   bash bench/m2_draw.sh [OUT]   env: SEEDS ("0 1 2"), EPOCHS (10), MINUTES (10), PARTS ("m2 draw cond")
+set -u
+OUT="${1:-runs/m2-draw}"; SEEDS="${SEEDS:-0 1 2}"; EPOCHS="${EPOCHS:-10}"; MINUTES="${MINUTES:-10}"
+PARTS="${PARTS:-m2 draw cond}"
+COMMON="--data fashion-mnist --data.split_seed 0 --train.lr_schedule cosine --train.progress false --train.sample_every 0"
+mkdir -p "$OUT"
+run() {  # name, args...: train and evaluate once
+  local name=$1; shift
+  [ -f "$OUT/$name/eval/metrics.json" ] && return 0
+  ssavae train --out "$OUT/$name" $COMMON "$@" > "$OUT/$name.log" 2>&1 \
+    && ssavae evaluate "$OUT/$name" --n 10000 >> "$OUT/$name.log" 2>&1 \
+    || echo "$name failed (see $OUT/$name.log)"
+}
+case " $PARTS " in *" m2 "*)
+  for s in $SEEDS; do
+    run "m2-s$s" --model m2 --data.labels_per_class 100 --train.epochs "$EPOCHS" --seed "$s"
+  done;; esac
+case " $PARTS " in *" draw "*)
+  [ -f "$OUT/compare/compare.md" ] || ssavae compare --models vae,draw --data fashion-mnist \
+    --budget "minutes=$MINUTES" --out "$OUT/compare" --train.progress false --train.sample_every 0 \
+    > "$OUT/compare.log" 2>&1;; esac
+case " $PARTS " in *" cond "*)
+  run draw-cond --model draw_cond --train.epochs "$EPOCHS";; esac
+python - "$OUT" <<'PY'
+import json, statistics, sys
+from pathlib import Path
+out = Path(sys.argv[1])
+accs = [json.loads(f.read_text())["classification"]["accuracy"] * 100
+        for f in sorted(out.glob("m2-s*/eval/metrics.json"))]
+if accs:
+    sd = statistics.stdev(accs) if len(accs) > 1 else 0.0
+    print(f"m2, 100 labels per class, test accuracy %: {statistics.mean(accs):.2f} +- {sd:.2f} ({len(accs)} seeds)")
+if (out / "compare/compare.md").exists():
+    print((out / "compare/compare.md").read_text())
+m = out / "draw-cond/eval/metrics.json"
+if m.exists():
+    g = json.loads(m.read_text())["generation"]
+    print(f"draw_cond: samples of the class asked for, evaluator accuracy {g['conditional_accuracy']:.4f}")
+PY
