@@ -151,3 +151,22 @@ def test_semi_aae_consistency_reads_unlabeled_images_only_when_switched_on():
     cons = tiny_model("aae_semi", consistency_weight=1.0, consistency_threshold=0.0)
     assert ce(cons, x_u) != ce(cons, torch.rand_like(x_u))
     assert ce(cons, x_u) > ce(plain, x_u)  # same weights (seed 0): the extra term is positive
+
+
+def test_classification_step_learning_rate_scale_and_its_override(tmp_path):
+    """Each step has its own Adam, so aae_semi's classification step gets its weight through
+    its learning rate: cls_lr_scale times train.lr, unless train.step_lr names the step."""
+    from ssavae.config import build_run_config
+    from ssavae.engine import Trainer
+
+    from conftest import family_raw
+
+    def lrs(**train):
+        raw = family_raw("aae_semi", model={"cls_lr_scale": 3.0}, train=train)
+        trainer = Trainer(build_run_config(raw), tmp_path)
+        trainer.setup(tiny_model("aae_semi", cls_lr_scale=3.0))
+        return {k: o.param_groups[0]["lr"] for k, o in trainer.optimizers.items()}
+
+    base = lrs(lr=1e-3)
+    assert base["cls"] == pytest.approx(3e-3) and base["recon"] == pytest.approx(1e-3)
+    assert lrs(lr=1e-3, step_lr={"cls": 5e-4})["cls"] == pytest.approx(5e-4)

@@ -97,8 +97,7 @@ class Trainer:
             for step in phase.steps:
                 if step.name not in opts:
                     params = [p for g in step.groups for p in groups[g] if p.requires_grad]
-                    lr = float(self.train_cfg.step_lr.get(step.name, self.train_cfg.lr))
-                    opts[step.name] = make_optimizer(params, self.train_cfg, lr)
+                    opts[step.name] = make_optimizer(params, self.train_cfg, self.base_lr(step))
         unknown = set(self.train_cfg.step_lr) - set(opts)
         if unknown:
             raise ValueError(f"train.step_lr names unknown step(s) {sorted(unknown)}; "
@@ -339,10 +338,16 @@ class Trainer:
             return 1
         return phase.epochs if phase.epochs is not None else self.train_cfg.epochs
 
+    def base_lr(self, step) -> float:
+        """``train.step_lr[step]`` if set, else ``train.lr`` times the step's own ``lr_scale``."""
+        if step.name in self.train_cfg.step_lr:
+            return float(self.train_cfg.step_lr[step.name])
+        return self.train_cfg.lr * step.lr_scale
+
     def _scale_lr(self, phase: Phase, factor: float) -> None:
         """Set each of the phase's optimizers to its base learning rate times ``factor``."""
         for step in phase.steps:
-            base = float(self.train_cfg.step_lr.get(step.name, self.train_cfg.lr))
+            base = self.base_lr(step)
             for group in self._fab_opts[step.name].param_groups:
                 group["lr"] = base * factor
 

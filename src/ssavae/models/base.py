@@ -75,13 +75,18 @@ class StepOutput:
 class Step:
     """One optimizer update: its name (logs, optimizer, ``train.step_lr``), the groups it trains,
     its loss, its data, and the groups its loss differentiates *through* without training them
-    (a generator's loss through the discriminator). No other group may receive its gradient."""
+    (a generator's loss through the discriminator). No other group may receive its gradient.
+
+    Each step has its own optimizer: with Adam, a weight on a step's whole loss does not change
+    how far the step moves its groups; ``lr_scale`` (times ``train.lr``, unless
+    ``train.step_lr`` names the step) does."""
 
     name: str
     groups: tuple[str, ...]
     loss: Callable[[Batch], StepOutput]
     data: Literal["mixed", "labeled"] = "mixed"
     through: tuple[str, ...] = ()
+    lr_scale: float = 1.0
 
 
 @dataclass(frozen=True)
