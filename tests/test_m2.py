@@ -104,3 +104,20 @@ def test_m2_gan_splits_the_bound_from_the_decoders_adversarial_update():
     assert len(fakes) == 1 and fakes[0].shape == x.shape and not fakes[0].requires_grad
     steps[2].loss(b)
     assert "fakes" not in b.shared  # the critic took them, once
+
+
+def test_consistency_adds_the_pseudo_label_term_of_the_unlabeled_images(no_noise, monkeypatch):
+    """consistency_weight w adds w * CE(strong view, argmax of the clean view) over the
+    unlabeled images; threshold 0 takes every pseudo-label."""
+    monkeypatch.setattr("ssavae.models.m2.augment", lambda x, kind: x)
+    monkeypatch.setattr("ssavae.models.m2.strong", lambda x, kind, unit: x.flip(-1))
+    x, _ = data(8, labeled=False)
+    x_lab, y_lab = data(4, seed=1)
+    plain = tiny_model("m2").m2_loss(Batch(x, torch.full((8,), -1), x_lab, y_lab))
+    model = tiny_model("m2", consistency_weight=2.0, consistency_threshold=0.0)
+    out = model.m2_loss(Batch(x, torch.full((8,), -1), x_lab, y_lab))
+    q = model.cls(x).softmax(-1)
+    want = torch.nn.functional.cross_entropy(model.cls(x.flip(-1)), q.argmax(1)).detach()
+    assert out.logs["consistency"] == pytest.approx(float(want), abs=1e-4)
+    assert float((out.loss - plain.loss).detach()) == pytest.approx(2.0 * float(want), abs=1e-3)
+    assert out.logs["confident"] == 1.0

@@ -170,11 +170,9 @@ class SemiAAE(AAECore):
         ce = losses.masked_cross_entropy(logits[:n], y_lab).mean()
         loss, logs = ce, {"cls_ce": ce.detach(), "acc": (logits[:n].argmax(1) == y_lab).float().mean()}
         if consistency:  # pseudo-labels: the clean view's q(y | x) from this batch's critic step
-            target = self.fakes(batch)["y"][unlabeled]
-            cons = losses.pseudo_label_ce(logits[n:], target, c.consistency_threshold).mean()
-            loss = loss + c.consistency_weight * cons
-            confident = (target.max(1).values >= c.consistency_threshold).float().mean()
-            logs.update(consistency=cons.detach(), confident=confident)
+            cons, cons_logs = self.consistency_term(logits[n:], self.fakes(batch)["y"][unlabeled], batch)
+            loss = loss + cons
+            logs.update(cons_logs)
         return StepOutput(c.cls_weight * loss, logs)
 
     # ------------------------------------------------------------------ inference

@@ -277,6 +277,18 @@ class GenerativeModel(nn.Module):
         self.prior.fit(codes, labels)
         self.train(was_training)
 
+    def consistency_term(self, strong_logits: torch.Tensor, target: torch.Tensor,
+                         batch: Batch) -> tuple[torch.Tensor, dict]:
+        """Pseudo-label consistency (FixMatch; the semi-supervised families' ``consistency_weight``
+        and ``consistency_threshold``): the weighted mean CE of a strong view's logits (n, K)
+        against the confident argmax of the clean view's probabilities ``target`` (n, K, no
+        gradient), and its logs (the term, the fraction of confident pseudo-labels)."""
+        tau = self.cfg.consistency_threshold
+        cons = losses.pseudo_label_ce(strong_logits, target, tau).mean()
+        confident = (target.detach().max(-1).values >= tau).float().mean()
+        return self.weight("consistency_weight", batch) * cons, {"consistency": cons.detach(),
+                                                                 "confident": confident}
+
     def weight(self, name: str, batch: Batch) -> float:
         """The config's loss weight ``name`` at this batch, with its schedule if one is set."""
         value = float(getattr(self.cfg, name))

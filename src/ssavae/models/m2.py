@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import losses
-from ..data.augment import Augment, augment
+from ..data.augment import Augment, augment, strong
 from ..nets import Classifier, Decoder, GaussianEncoder, Trunk, Upsample
 from ..registry import register
 from .adversarial import ClassCritic
@@ -49,13 +49,20 @@ class M2Config(ModelConfig):
     upsample: Upsample = "resize"
     alpha: float = 5.0  # weight of the classification error on labeled examples (schedulable)
     augment: Augment = "shift"  # view of the labeled images in the classification term
+    # CE of a strong view of the unlabeled images against the classifier's confident
+    # pseudo-labels (the VEC's and aae_semi's term); 0: Kingma's M2 (not yet validated here)
+    consistency_weight: float = 0.0
+    consistency_threshold: float = 0.95
     cls_code: int = 100  # the classifier's network: the classifier baseline's (trunk, 100, MLP)
     cls_hidden: tuple[int, ...] = (256, 256)
 
     def validate(self) -> None:
         super().validate()
-        if self.alpha < 0:
-            raise ValueError(f"model.alpha must be >= 0, got {self.alpha}")
+        if self.alpha < 0 or self.consistency_weight < 0:
+            raise ValueError(f"model.alpha and model.consistency_weight must be >= 0, got "
+                             f"{self.alpha}, {self.consistency_weight}")
+        if not 0.0 <= self.consistency_threshold <= 1.0:
+            raise ValueError(f"model.consistency_threshold must be in [0, 1], got {self.consistency_threshold}")
         if self.sampler != "prior":
             raise ValueError("m2 samples its own p(y) p(z): leave model.sampler at 'prior'")
 
@@ -120,13 +127,18 @@ class M2(GenerativeModel):
         x_lab, y_lab = self.labeled_examples(batch)
         x_u = batch.x[batch.y < 0]
         n_l, n_u, k = len(x_lab), len(x_u), self.num_classes
-        # one classifier pass (the labeled images augmented) and one encoder/decoder pass over
-        # the labeled pairs and every (unlabeled image, class) pair
-        logits = self.cls(torch.cat([augment(x_lab, self.cfg.augment), x_u]))
+        consistency = self.cfg.consistency_weight > 0 and n_u > 0
+        # one classifier pass (the labeled images augmented, the unlabeled ones, for consistency
+        # a strong view of them) and one encoder/decoder pass over the labeled pairs and every
+        # (unlabeled image, class) pair
+        views = [augment(x_lab, self.cfg.augment), x_u]
+        if consistency:
+            views.append(strong(x_u, self.cfg.augment, self.info.unit_range))
+        logits = self.cls(torch.cat(views))
         pairs = self.pair_bound(torch.cat([x_lab, x_u.repeat_interleave(k, 0)]),
                                 torch.cat([y_lab, torch.arange(k, device=x_u.device).repeat(n_u)]))
         bound_l = pairs[:n_l]  # (n_l,)
-        bound_u = losses.m2_unlabeled_bound(logits[n_l:], pairs[n_l:].view(n_u, k))  # (n_u,)
+        bound_u = losses.m2_unlabeled_bound(logits[n_l:n_l + n_u], pairs[n_l:].view(n_u, k))  # (n_u,)
         bound = torch.cat([bound_l, bound_u]).mean()
         ce = F.cross_entropy(logits[:n_l], y_lab)
         loss = bound + self.weight("alpha", batch) * ce
@@ -134,6 +146,11 @@ class M2(GenerativeModel):
                 "cls_ce": ce.detach(), "acc": (logits[:n_l].argmax(1) == y_lab).float().mean().detach()}
         if n_u:
             logs["bound_unlabeled"] = bound_u.mean().detach()
+        if consistency:
+            cons, cons_logs = self.consistency_term(
+                logits[n_l + n_u:], F.softmax(logits[n_l:n_l + n_u], -1).detach(), batch)
+            loss = loss + cons
+            logs.update(cons_logs, loss=loss.detach())
         return StepOutput(loss, logs)
 
     # ------------------------------------------------------------------ inference

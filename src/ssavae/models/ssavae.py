@@ -187,10 +187,9 @@ class SSAVAE(GenerativeModel):
         if consistency:
             with torch.no_grad():  # pseudo-labels from the clean view's mean code, as at test time
                 target = F.softmax(self.cls(mu[:n][unlabeled]), -1)
-            cons = losses.pseudo_label_ce(logits[n + n_lab:], target, c.consistency_threshold)
-            loss = loss + self.weight("consistency_weight", batch) * cons.mean()
-            logs["consistency"] = cons.mean().detach()
-            logs["confident"] = (target.max(-1).values >= c.consistency_threshold).float().mean()
+            cons, cons_logs = self.consistency_term(logits[n + n_lab:], target, batch)
+            loss = loss + cons
+            logs.update(cons_logs)
         if self.aux is not None:
             recon = self.nll(self.aux(z[:n]), batch.x)
             loss = loss + self.weight("vec_recon_weight", batch) * recon.mean()
