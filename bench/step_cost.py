@@ -1,0 +1,63 @@
+"""Cost of one training batch per family, as a ratio to the VAE's, timed in the same process.
+
+Each step's loss and backward on a mixed batch of 128 Fashion-MNIST-shaped images without
+labels (the few-label regime: M2 then enumerates every class of every image) plus a labeled
+stream of 64 for steps that read it, no optimizer, after one warm-up batch; the median of
+``--reps`` batches. Families with two phases (ssavae) add both phases' steps. A ratio, so that a
+loaded machine still gives a usable figure.
+
+    python bench/step_cost.py [--families vae,vaegan,...] [--threads 1] [--reps 5]
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+
+from ssavae.config import build_run_config
+from ssavae.data import DataInfo
+from ssavae.models import Batch, list_models
+from ssavae.runs import build_model
+
+
+def batch_seconds(name: str, x, y, x_lab, y_lab, reps: int) -> float:
+    cfg = build_run_config({"model": {"name": name}, "data": {"name": "synthetic"}})
+    model = build_model(cfg, DataInfo(tuple(x.shape[1:]), 10, True))
+    steps = [s for phase in model.phases() for s in phase.steps]
+    times = []
+    for _ in range(reps + 1):  # the first is a warm-up
+        b = Batch(x, y, x_lab, y_lab)
+        t0 = time.perf_counter()
+        for s in steps:
+            s.loss(b).loss.backward()
+            model.zero_grad(set_to_none=True)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times[1:])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--families", default="vae,vaegan,cvae,cvae_cgan,ssavae,aae_semi,m2,draw")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--reps", type=int, default=5)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    x, y = torch.rand(128, 1, 28, 28), torch.full((128,), -1)
+    x_lab, y_lab = torch.rand(64, 1, 28, 28), torch.randint(0, 10, (64,))
+    families = args.families.split(",")
+    unknown = set(families) - set(list_models())
+    if unknown:
+        raise SystemExit(f"unknown families {sorted(unknown)}; known: {', '.join(list_models())}")
+    ref = batch_seconds("vae", x, y, x_lab, y_lab, args.reps)
+    print(f"threads {args.threads}, batch 128 unlabeled + 64 labeled, median of {args.reps}")
+    print("| family | seconds per batch | x vae |\n|---|---:|---:|")
+    for name in families:
+        sec = ref if name == "vae" else batch_seconds(name, x, y, x_lab, y_lab, args.reps)
+        print(f"| {name} | {sec:.3f} | {sec / ref:.1f} |")
+
+
+if __name__ == "__main__":
+    main()
