@@ -57,7 +57,7 @@ class TrainConfig:
     lr: float = 1e-3
     betas: tuple[float, float] = (0.9, 0.999)
     weight_decay: float = 0.0
-    step_lr: dict = field(default_factory=dict)  # per update step learning rate, e.g. {disc: 2e-4}
+    step_lr: dict = field(default_factory=dict)  # per update step learning rate, e.g. {disc: 2e-4}; else lr x the step's lr_scale
     lr_schedule: Literal["constant", "cosine"] = "constant"  # cosine: decay to 0 over each phase
     grad_clip: Optional[float] = 10.0  # max global grad norm per step; null disables
     accelerator: str = "auto"  # cpu, cuda, mps, auto

@@ -24,6 +24,7 @@ of z_1..z_T concatenated, (B, T * latent_dim); ``decode`` reads them back.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal, Optional
 
@@ -69,7 +70,7 @@ class DRAWEncoder(nn.Module):
             read_dim = 2 * c * cfg.read_n ** 2
         else:
             self.attention = None
-            read_dim = 2 * int(torch.tensor(shape).prod())
+            read_dim = 2 * math.prod(shape)
         self.rnn = nn.LSTMCell(read_dim + cfg.rnn_hidden + cond_dim, cfg.rnn_hidden)
         self.mu = nn.Linear(cfg.rnn_hidden, cfg.latent_dim)
         self.logvar = nn.Linear(cfg.rnn_hidden, cfg.latent_dim)
@@ -97,7 +98,7 @@ class DRAWDecoder(nn.Module):
             self.patch = nn.Linear(cfg.rnn_hidden, shape[0] * cfg.write_n ** 2)
         else:
             self.attention = None
-            self.patch = nn.Linear(cfg.rnn_hidden, int(torch.tensor(shape).prod()))
+            self.patch = nn.Linear(cfg.rnn_hidden, math.prod(shape))
 
     def forward(self, z, state, cond=None):
         """(what this step adds to the canvas (B, *shape), the new LSTM state)."""
