@@ -60,11 +60,19 @@ def test_list_commands(capsys):
     assert "fashion-mnist" in out and "npz:PATH" in out
 
 
-def test_resume_from_cli_continues_and_refuses_model_changes(tmp_path):
+def test_resume_from_cli_continues_and_refuses_model_changes(tmp_path, capsys):
     out = tmp_path / "r"
     base = ["train", *tiny_cli("vae"), "--out", str(out)]
     assert cli.main(base + ["--train.max_steps", "2"]) == 0
+    capsys.readouterr()
     assert cli.main(["train", "--out", str(out), "--resume", "--model.latent_dim", "3"]) == 2
+    err = capsys.readouterr().err
+    assert "model.latent_dim (saved 20, given 3)" in err and "Traceback" not in err
+    # the command that started the run, with --resume appended (the up arrow): accepted
+    assert cli.main(base + ["--train.max_steps", "3", "--resume"]) == 0
+    assert json.loads((out / "summary.json").read_text())["steps"] == 3
+    assert cli.main(base + ["--train.max_steps", "4", "--resume", "--seed", "5"]) == 2
+    assert "seed (saved 0, given 5)" in capsys.readouterr().err
     assert cli.main(["train", "--out", str(out), "--resume", "--train.max_steps", "4"]) == 0
     assert json.loads((out / "summary.json").read_text())["steps"] == 4
 

@@ -131,15 +131,35 @@ def cmd_train(args, overrides) -> int:
         if not saved.exists():
             raise UserError(f"--resume: {saved} does not exist; is {args.out} a run directory?")
         base = load_file(saved)
-        changed = [k for k, _ in overrides if not k.startswith("train.")]
-        if changed or args.model or args.data or args.config:
-            raise UserError("--resume continues the saved config; only --train.* fields may "
-                            f"change (got {', '.join(changed) or 'model/data/config options'})")
+        _check_resume_config(build_run_config(base).to_dict(),
+                             build_run_config(_raw_config(args, overrides, base)).to_dict(), saved)
     cfg = build_run_config(_raw_config(args, overrides, base))
     out = Path(args.out) if args.out else _default_out(cfg)
     result = train(cfg, out, resume=args.resume, init_from=args.init_from)
     _print_result(result)
     return 0
+
+
+def _flat(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict) and v:
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def _check_resume_config(saved: dict, given: dict, path: Path) -> None:
+    """``--resume`` takes the command that started the run (the up arrow, then ``--resume``):
+    values equal to the saved ones are fine, ``train.*`` may change, anything else may not."""
+    a, b = _flat(saved), _flat(given)
+    changed = [f"{k} (saved {a.get(k)!r}, given {b.get(k)!r})" for k in sorted(set(a) | set(b))
+               if not k.startswith("train.") and a.get(k) != b.get(k)]
+    if changed:
+        raise UserError(f"--resume continues the run of {path}; only train.* fields may change, "
+                        f"these differ: {'; '.join(changed)}. Leave them out or give the saved "
+                        "values, or start a new run in another --out")
 
 
 def _print_result(result) -> None:
