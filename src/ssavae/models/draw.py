@@ -24,16 +24,13 @@ of z_1..z_T concatenated, (B, T * latent_dim); ``decode`` reads them back.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Literal, Optional
 
 import torch
-import torch.nn as nn
 
 from .. import losses
-from ..nets import Discriminator, StandardNormal
-from ..nets.attention import GaussianAttention
+from ..nets import Discriminator, DRAWDecoder, DRAWEncoder, StandardNormal
 from ..registry import register
 from .adversarial import critic_pass, fakes_for_critic, hand_fakes
 from .base import Batch, GenerativeModel, ModelConfig, Phase, Step, StepOutput
@@ -58,58 +55,6 @@ class DRAWConfig(ModelConfig):
             raise ValueError("draw samples z_1..z_T from N(0, I): leave model.sampler at 'prior'")
 
 
-class DRAWEncoder(nn.Module):
-    """The reading half: read(x, x^, h_dec) -> LSTM_enc -> (mu_t, logvar_t)."""
-
-    def __init__(self, shape, cfg: DRAWConfig, attend: bool, cond_dim: int = 0):
-        super().__init__()
-        self.shape = tuple(shape)
-        c = shape[0] if len(shape) == 3 else 1
-        if attend:
-            self.attention = GaussianAttention(cfg.rnn_hidden, shape, cfg.read_n)
-            read_dim = 2 * c * cfg.read_n ** 2
-        else:
-            self.attention = None
-            read_dim = 2 * math.prod(shape)
-        self.rnn = nn.LSTMCell(read_dim + cfg.rnn_hidden + cond_dim, cfg.rnn_hidden)
-        self.mu = nn.Linear(cfg.rnn_hidden, cfg.latent_dim)
-        self.logvar = nn.Linear(cfg.rnn_hidden, cfg.latent_dim)
-
-    def read(self, x, x_hat, h_dec):
-        if self.attention is None:
-            return torch.cat([x.flatten(1), x_hat.flatten(1)], 1)
-        return self.attention.read([x, x_hat], h_dec)
-
-    def forward(self, x, x_hat, h_dec, state, cond=None):
-        inp = [self.read(x, x_hat, h_dec), h_dec] + ([cond] if cond is not None else [])
-        h, c = self.rnn(torch.cat(inp, 1), state)
-        return self.mu(h), self.logvar(h).clamp(-12.0, 8.0), (h, c)
-
-
-class DRAWDecoder(nn.Module):
-    """The writing half: LSTM_dec(z_t [, cond]) -> write(h_dec) added to the canvas."""
-
-    def __init__(self, shape, cfg: DRAWConfig, attend: bool, cond_dim: int = 0):
-        super().__init__()
-        self.shape = tuple(shape)
-        self.rnn = nn.LSTMCell(cfg.latent_dim + cond_dim, cfg.rnn_hidden)
-        if attend:
-            self.attention = GaussianAttention(cfg.rnn_hidden, shape, cfg.write_n)
-            self.patch = nn.Linear(cfg.rnn_hidden, shape[0] * cfg.write_n ** 2)
-        else:
-            self.attention = None
-            self.patch = nn.Linear(cfg.rnn_hidden, math.prod(shape))
-
-    def forward(self, z, state, cond=None):
-        """(what this step adds to the canvas (B, *shape), the new LSTM state)."""
-        h, c = self.rnn(torch.cat([z, cond], 1) if cond is not None else z, state)
-        w = self.patch(h)
-        if self.attention is None:
-            return w.view(-1, *self.shape), (h, c)
-        n = self.attention.n
-        return self.attention.write(w.view(-1, self.shape[0], n, n), h), (h, c)
-
-
 @register("draw")
 class DRAW(GenerativeModel):
     """Deep Recurrent Attentive Writer: a recurrent VAE writing to a canvas over T steps."""
@@ -125,8 +70,10 @@ class DRAW(GenerativeModel):
             raise ValueError(f"DRAW's Gaussian attention reads images; this data has shape "
                              f"{tuple(info.shape)}: set model.attention none")
         cond = info.num_classes if self.conditional else 0
-        self.enc = self.build_part("enc", lambda: DRAWEncoder(info.shape, cfg, attend, cond))
-        self.dec = self.build_part("dec", lambda: DRAWDecoder(info.shape, cfg, attend, cond))
+        self.enc = self.build_part("enc", lambda: DRAWEncoder(
+            info.shape, cfg.latent_dim, cfg.rnn_hidden, cfg.read_n if attend else None, cond))
+        self.dec = self.build_part("dec", lambda: DRAWDecoder(
+            info.shape, cfg.latent_dim, cfg.rnn_hidden, cfg.write_n if attend else None, cond))
         self.prior = StandardNormal(self.code_dim)
         self.build_extra()
         self.check_parts_used()
