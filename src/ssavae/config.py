@@ -79,6 +79,26 @@ class TrainConfig:
     guard_collapse: float = 0.05  # sample spread / real spread below this (twice) is a collapse
 
     def validate(self) -> None:
+        at_least = {"epochs": 0, "batch_size": 1, "labeled_batch_size": 1, "overfit_batches": 0,
+                    "log_every": 1, "checkpoint_every": 1, "sample_every": 0, "num_nodes": 1}
+        for name, low in at_least.items():
+            if getattr(self, name) < low:
+                raise ValueError(f"train.{name} must be >= {low}, got {getattr(self, name)}")
+        for name in ("max_steps", "limit_batches"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise ValueError(f"train.{name} must be >= 1 or null, got {getattr(self, name)}")
+        for name in ("max_minutes", "grad_clip"):
+            if getattr(self, name) is not None and not getattr(self, name) > 0:
+                raise ValueError(f"train.{name} must be > 0 or null, got {getattr(self, name)}")
+        if not self.lr > 0 or self.weight_decay < 0:
+            raise ValueError(f"train.lr must be > 0 and train.weight_decay >= 0, got {self.lr}, "
+                             f"{self.weight_decay}")
+        for step, lr in self.step_lr.items():
+            if lr is None and ":" in str(step):  # YAML reads {cls:0.003} as the key "cls:0.003"
+                raise ValueError(f"train.step_lr: {{{step}}} has no value; write a space after "
+                                 f"the colon: '{{{str(step).replace(':', ': ', 1)}}}'")
+            if not isinstance(lr, (int, float)) or isinstance(lr, bool) or not lr > 0:
+                raise ValueError(f"train.step_lr.{step} must be a learning rate > 0, got {lr!r}")
         if self.guard_patience < 1 or self.guard_every < 0:
             raise ValueError("train.guard_patience must be >= 1 and train.guard_every >= 0")
         if not 0 <= self.guard_margin < 0.5 or self.guard_collapse < 0:
