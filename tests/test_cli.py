@@ -188,3 +188,14 @@ def test_comparison_tables_drop_columns_no_family_has():
     head = md.splitlines()[2]
     assert "Frechet" in head and "test accuracy" in head and "cluster acc." not in head
     assert md.count("n/a") == 2 and "cluster acc." not in html_table(rows, "epochs=1")
+
+
+def test_resuming_a_finished_run_says_there_is_nothing_to_train(tmp_path, capsys):
+    out = tmp_path / "done"
+    base = ["train", *tiny_cli("vae"), "--out", str(out)]
+    assert cli.main(base) == 0
+    steps = json.loads((out / "summary.json").read_text())["steps"]
+    assert cli.main(["train", "--out", str(out), "--resume", "--train.epochs", "3"]) == 0
+    assert json.loads((out / "summary.json").read_text())["steps"] == steps
+    said = capsys.readouterr()
+    assert "already finished every phase" in " ".join((said.out + said.err).split())

@@ -170,6 +170,11 @@ class Trainer:
         self._bar = _Progress(enabled=tc.progress and self.fabric.global_rank == 0)
         self._guard = StabilityGuard(tc, model, lambda: self._set_modes(self._phase)) \
             if tc.guard else None
+        if resume_from and all(p.name in self.progress["completed"] or self._phase_epochs(p) == 0
+                               for p in model.phases()):
+            log.warning("%s had already finished every phase: nothing more to train (a finished "
+                        "phase is not extended: its schedule has ended); for more epochs, start a "
+                        "new run with them", self.run_dir)
         try:
             with self._graceful_stop(), self._bar:
                 phases = model.phases()
