@@ -9,11 +9,12 @@
 #      with the swiss roll, aae_dimred (100 labels per class)
 # Resumable (finished runs are skipped). Prints the tables (mean +- std over the seeds).
 #   bash bench/aae.sh [OUT]    env: SEEDS ("0 1 2"), EPOCHS (semi 10), CLUSTER_EPOCHS (10),
-#                              MAP_EPOCHS (10), CLUSTERS ("16 30"), PARTS ("semi cluster maps")
+#                              MAP_EPOCHS (10), CLUSTERS ("16 30"), PARTS ("semi cluster maps"),
+#                              MAPS ("mixture swiss-roll dimred": which maps)
 set -u
 OUT="${1:-runs/aae}"; SEEDS="${SEEDS:-0 1 2}"; EPOCHS="${EPOCHS:-10}"
 CLUSTER_EPOCHS="${CLUSTER_EPOCHS:-10}"; MAP_EPOCHS="${MAP_EPOCHS:-10}"; CLUSTERS="${CLUSTERS:-16 30}"
-PARTS="${PARTS:-semi cluster maps}"
+PARTS="${PARTS:-semi cluster maps}"; MAPS="${MAPS:-mixture swiss-roll dimred}"
 COMMON="--data fashion-mnist --data.split_seed 0 --train.lr_schedule cosine --train.progress false --train.sample_every 0"
 mkdir -p "$OUT"
 run() {  # name, args...: train (and evaluate) once
@@ -32,10 +33,17 @@ for s in $SEEDS; do
     done;; esac
 done
 case " $PARTS " in *" maps "*)
-  run map-mixture --model aae --model.latent_dim 2 --model.prior mixture --model.label_regularization true \
-    --data.labels_per_class 100 --train.epochs "$MAP_EPOCHS"
-  run map-swiss-roll --model aae --model.latent_dim 2 --model.prior swiss-roll --train.epochs "$MAP_EPOCHS"
-  run map-dimred --model aae_dimred --model.latent_dim 2 --data.labels_per_class 100 --train.epochs "$MAP_EPOCHS";;
+  for m in $MAPS; do
+    case $m in
+      mixture) run map-mixture --model aae --model.latent_dim 2 --model.prior mixture \
+                 --model.label_regularization true --data.labels_per_class 100 --train.epochs "$MAP_EPOCHS";;
+      swiss-roll) run map-swiss-roll --model aae --model.latent_dim 2 --model.prior swiss-roll \
+                    --train.epochs "$MAP_EPOCHS";;
+      dimred) run map-dimred --model aae_dimred --model.latent_dim 2 --data.labels_per_class 100 \
+                --train.epochs "$MAP_EPOCHS";;
+      *) echo "unknown map $m (mixture, swiss-roll, dimred)"; exit 2;;
+    esac
+  done;;
 esac
 python - "$OUT" <<'PY'
 import json, statistics, sys
