@@ -17,13 +17,7 @@ CLUSTER_EPOCHS="${CLUSTER_EPOCHS:-10}"; MAP_EPOCHS="${MAP_EPOCHS:-10}"; CLUSTERS
 PARTS="${PARTS:-semi cluster maps}"; MAPS="${MAPS:-mixture swiss-roll dimred}"
 COMMON="--data fashion-mnist --data.split_seed 0 --train.lr_schedule cosine --train.progress false --train.sample_every 0"
 mkdir -p "$OUT"
-run() {  # name, args...: train (and evaluate) once
-  local name=$1; shift
-  [ -f "$OUT/$name/eval/metrics.json" ] && return 0
-  ssavae train --out "$OUT/$name" $COMMON "$@" > "$OUT/$name.log" 2>&1 \
-    && ssavae evaluate "$OUT/$name" --n 10000 >> "$OUT/$name.log" 2>&1 \
-    || echo "$name failed (see $OUT/$name.log)"
-}
+. "$(dirname "$0")/lib.sh"  # run NAME ARGS...: train and evaluate once
 for s in $SEEDS; do
   case " $PARTS " in *" semi "*)
     run "semi-s$s" --model aae_semi --data.labels_per_class 100 --train.epochs "$EPOCHS" --seed "$s";; esac

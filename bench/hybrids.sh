@@ -12,12 +12,7 @@ OUT="${1:-runs/hybrids}"; EPOCHS="${EPOCHS:-10}"; MINUTES="${MINUTES:-5}"; DATA=
 PARTS="${PARTS:-runs compare}"
 COMMON="--data $DATA --train.progress false --train.sample_every 0"
 mkdir -p "$OUT"
-run() {  # name, args...: train and evaluate once
-  local name=$1; shift
-  [ -f "$OUT/$name/eval/metrics.json" ] && return 0
-  ssavae train --out "$OUT/$name" $COMMON "$@" > "$OUT/$name.log" 2>&1
-  ssavae evaluate "$OUT/$name" --n 10000 >> "$OUT/$name.log" 2>&1
-}
+. "$(dirname "$0")/lib.sh"  # run NAME ARGS...: train and evaluate once
 if [[ " $PARTS " == *" runs "* ]]; then
 run cvae --model cvae --train.epochs "$EPOCHS"
 run completion --model cvae_completion --model.observe top-half --train.epochs "$EPOCHS"

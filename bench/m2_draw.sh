@@ -11,13 +11,7 @@ OUT="${1:-runs/m2-draw}"; SEEDS="${SEEDS:-0 1 2}"; EPOCHS="${EPOCHS:-10}"; MINUT
 PARTS="${PARTS:-m2 draw cond}"
 COMMON="--data fashion-mnist --data.split_seed 0 --train.lr_schedule cosine --train.progress false --train.sample_every 0"
 mkdir -p "$OUT"
-run() {  # name, args...: train and evaluate once
-  local name=$1; shift
-  [ -f "$OUT/$name/eval/metrics.json" ] && return 0
-  ssavae train --out "$OUT/$name" $COMMON "$@" > "$OUT/$name.log" 2>&1 \
-    && ssavae evaluate "$OUT/$name" --n 10000 >> "$OUT/$name.log" 2>&1 \
-    || echo "$name failed (see $OUT/$name.log)"
-}
+. "$(dirname "$0")/lib.sh"  # run NAME ARGS...: train and evaluate once
 case " $PARTS " in *" m2 "*)
   for s in $SEEDS; do
     run "m2-s$s" --model m2 --data.labels_per_class 100 --train.epochs "$EPOCHS" --seed "$s"

@@ -41,6 +41,7 @@ from ..nets import Classifier, Decoder, GaussianEncoder, Trunk, Upsample
 from ..registry import register
 from .adversarial import ClassCritic
 from .base import Batch, GenerativeModel, ModelConfig, Phase, Step, StepOutput
+from .vae import importance_weighted
 
 
 @dataclass
@@ -181,22 +182,12 @@ class M2(GenerativeModel):
         q(z | x, y) with k // K samples (Burda et al. 2016): every class is summed exactly, so no
         class q(y | x) deems unlikely is left out of the estimate."""
         n_cls, b = self.num_classes, len(x)
-        per_class = max(1, k // n_cls)
         xk = x.repeat_interleave(n_cls, 0)  # (B*K, ...): image i with class y at row i*K + y
         cond = self.one_hot(torch.arange(n_cls, device=x.device).repeat(b))
         mu, logvar = self.enc(xk, cond)
-        step = max(1, chunk // n_cls)
-        log_w = []
-        for start in range(0, per_class, step):
-            n = min(step, per_class - start)
-            z = losses.reparameterize(mu.expand(n, *mu.shape), logvar.expand(n, *logvar.shape))
-            zf = z.reshape(-1, z.shape[-1])
-            xf = xk.expand(n, *xk.shape).reshape(-1, *xk.shape[1:])
-            lw = (-self.nll(self.dec(zf, cond.repeat(n, 1)), xf) + losses.log_normal(zf)
-                  - losses.log_normal(zf, mu.repeat(n, 1), logvar.repeat(n, 1)))
-            log_w.append(lw.view(n, -1))
-        log_px_y = losses.iwae_bound(torch.cat(log_w)).view(b, n_cls)  # log p(x | y) estimates
-        return torch.logsumexp(log_px_y, 1) - math.log(n_cls)
+        log_px_y = importance_weighted(self, xk, mu, logvar, max(1, k // n_cls), max(1, chunk // n_cls),
+                                       lambda z, n: self.dec(z, cond.repeat(n, 1)))
+        return torch.logsumexp(log_px_y.view(b, n_cls), 1) - math.log(n_cls)  # log sum_y p(y) p(x|y)
 
 
 @dataclass

@@ -13,7 +13,7 @@ Loss per example (the negative ELBO when ``kl_weight = 1``)::
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import Callable, Optional
 
 import torch
 
@@ -30,6 +30,25 @@ def elbo_terms(model: GenerativeModel, x: torch.Tensor, cond: Optional[torch.Ten
     mu, logvar = model.enc(x, cond)  # (B, latent_dim) each
     x_logits = model.dec(losses.reparameterize(mu, logvar), cond)
     return model.nll(x_logits, x), losses.gaussian_kl(mu, logvar), x_logits
+
+
+def importance_weighted(model: GenerativeModel, x: torch.Tensor, mu: torch.Tensor,
+                        logvar: torch.Tensor, k: int, chunk: int,
+                        decode: Callable[[torch.Tensor, int], torch.Tensor]) -> torch.Tensor:
+    """log p(x) estimates (B,) from k draws of q(z | x) = N(mu, exp(logvar)) (Burda et al.
+    2016), ``chunk`` draws per decoder pass; ``decode(z, n)`` decodes the codes (n*B, latent_dim)
+    of n stacked copies of the batch. p(z) is the model's N(0, I), never an ex-post sampler
+    (``model.sampler``): the likelihood is of the model that was trained."""
+    log_w = []
+    for start in range(0, k, chunk):
+        n = min(chunk, k - start)
+        z = losses.reparameterize(mu.expand(n, *mu.shape), logvar.expand(n, *logvar.shape))
+        zf = z.reshape(-1, z.shape[-1])  # (n*B, latent_dim)
+        xf = x.expand(n, *x.shape).reshape(-1, *x.shape[1:])
+        lw = (-model.nll(decode(zf, n), xf) + losses.log_normal(zf)
+              - losses.log_normal(zf, mu.repeat(n, 1), logvar.repeat(n, 1)))
+        log_w.append(lw.view(n, -1))
+    return losses.iwae_bound(torch.cat(log_w))
 
 
 @dataclass
@@ -72,15 +91,4 @@ class VAE(GenerativeModel):
     def _log_likelihood(self, x, k, chunk: int = 100):
         """Importance-weighted estimate of log p(x) (Burda et al. 2016)."""
         mu, logvar = self.enc(x)
-        log_w = []
-        for start in range(0, k, chunk):
-            n = min(chunk, k - start)
-            z = losses.reparameterize(mu.expand(n, *mu.shape), logvar.expand(n, *logvar.shape))
-            zf = z.reshape(-1, z.shape[-1])  # (n*B, latent_dim)
-            xf = x.expand(n, *x.shape).reshape(-1, *x.shape[1:])
-            # the model's prior p(z) = N(0, I), not an ex-post sampler (model.sampler): the
-            # likelihood is of the model that was trained
-            lw = (-self.nll(self.dec(zf), xf) + losses.log_normal(zf)
-                  - losses.log_normal(zf, mu.repeat(n, 1), logvar.repeat(n, 1)))
-            log_w.append(lw.view(n, -1))
-        return losses.iwae_bound(torch.cat(log_w))
+        return importance_weighted(self, x, mu, logvar, k, chunk, lambda z, n: self.dec(z))
