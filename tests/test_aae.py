@@ -170,3 +170,32 @@ def test_classification_step_learning_rate_scale_and_its_override(tmp_path):
     base = lrs(lr=1e-3)
     assert base["cls"] == pytest.approx(3e-3) and base["recon"] == pytest.approx(1e-3)
     assert lrs(lr=1e-3, step_lr={"cls": 5e-4})["cls"] == pytest.approx(5e-4)
+
+
+def test_marginal_kl_to_uniform_is_zero_for_balanced_use_and_log_k_for_one_cluster():
+    from math import log
+
+    from ssavae.losses import marginal_kl_to_uniform
+    k = 8
+    assert float(marginal_kl_to_uniform(torch.eye(k))) == pytest.approx(0.0, abs=1e-6)
+    assert float(marginal_kl_to_uniform(torch.eye(k)[[3] * 5])) == pytest.approx(log(k), rel=1e-5)
+    p = torch.softmax(torch.randn(5, k), 1)  # the KL of the batch mean, not a mean of KLs
+    m = p.mean(0)
+    assert float(marginal_kl_to_uniform(p)) == pytest.approx(float((m * (m * k).log()).sum()), rel=1e-5)
+
+
+def test_cluster_balance_term_joins_the_gen_step_with_its_weight():
+    x, _ = data(16, labeled=False)
+    batch = Batch(x, torch.full((16,), -1))
+    model = tiny_model("aae_cluster", balance_weight=2.0)
+    gen = model.phases()[0].steps[-1]
+    out = gen.loss(batch)
+    from ssavae.losses import marginal_kl_to_uniform
+    with torch.no_grad():
+        expected = 2.0 * marginal_kl_to_uniform(model.codes(x)["y"])
+    assert float(out.logs["g_loss_balance"]) == pytest.approx(float(expected), rel=1e-5)
+    assert float(out.loss.detach()) == pytest.approx(float(out.logs["g_loss_y"] + out.logs["g_loss_z"] + expected), rel=1e-5)
+    model.cfg.balance_weight = 0.0
+    assert "g_loss_balance" not in gen.loss(batch).logs
+    with pytest.raises(ConfigError, match="balance_weight"):
+        tiny_model("aae_cluster", balance_weight=-1.0)

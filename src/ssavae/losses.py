@@ -104,6 +104,14 @@ def entropy(logits: torch.Tensor) -> torch.Tensor:
     return -(logp.exp() * logp).sum(-1)
 
 
+def marginal_kl_to_uniform(probs: torch.Tensor) -> torch.Tensor:
+    """KL(mean_b probs_b || Uniform(K)) = log K - H(batch marginal) for (B, K) probabilities, a
+    scalar: 0 when the batch uses every class equally, log K when it uses one (CatGAN's
+    marginal entropy term)."""
+    marginal = probs.mean(0)
+    return math.log(probs.shape[-1]) + (marginal * marginal.clamp(min=1e-12).log()).sum()
+
+
 def pseudo_label_ce(logits: torch.Tensor, probs_target: torch.Tensor,
                     threshold: float) -> torch.Tensor:
     """Consistency by confident pseudo-labels (FixMatch, Sohn et al. 2020, eq. 4), per example:

@@ -100,6 +100,11 @@ class AAECore(GenerativeModel):
     def extra_steps(self) -> tuple[Step, ...]:
         return ()
 
+    def code_penalties(self, codes: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Named scalar terms of this batch's codes (with their graph) that the encoder's ``gen``
+        step adds to fooling the critics; none here."""
+        return {}
+
     def fakes(self, batch: Batch) -> dict[str, torch.Tensor]:
         """The batch's codes for the critics, computed by the first critic step (detached)."""
         if "codes" not in batch.shared:
@@ -118,6 +123,7 @@ class AAECore(GenerativeModel):
         codes = self.codes(batch.x)
         terms = {name: losses.gan_g_loss(self.critic(name, codes[name], batch.y)).mean()
                  for name in self.critics()}
+        terms.update(self.code_penalties(codes))
         loss = sum(terms.values())
         logs = {"g_loss": loss.detach()}
         if len(terms) > 1:

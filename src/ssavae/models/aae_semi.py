@@ -10,6 +10,7 @@ onto N(0, style_std^2 I). Per batch::
     disc_y (Dis_y):  -log Dis_y(onehot) - log(1 - Dis_y(y.detach()))
     disc_z (Dis_z):  -log Dis_z(z_p)    - log(1 - Dis_z(z.detach()))
     gen    (Enc):    -log Dis_y(y) - log Dis_z(z)                          (through both critics)
+                     [+ balance_weight * KL(mean_batch y || Uniform(K))]
     cls    (Enc):    cls_weight * CE(logits(augment(x_lab)), y_lab)        (labeled stream)
                      [+ cls_weight * consistency_weight * 1[max q >= tau] CE(logits(strong(x_u)), argmax q)]
 
@@ -61,6 +62,9 @@ class SemiAAEConfig(ModelConfig):
     consistency_weight: float = 1.0
     consistency_threshold: float = 0.95
     style_std: float = 1.0  # z is pushed onto N(0, style_std^2 I)
+    # weight of KL(batch mean of y || uniform) in the encoder's gen step: the cluster usage the
+    # y critic asks for, as a direct term (CatGAN's marginal entropy); 0: the critic alone
+    balance_weight: float = 0.0
     disc_hidden: tuple[int, ...] = (1000, 1000)  # each code critic's MLP (Makhzani: 2 x 1000)
 
     def validate(self) -> None:
@@ -73,6 +77,8 @@ class SemiAAEConfig(ModelConfig):
                              f"in [0, 1], got {self.consistency_weight}, {self.consistency_threshold}")
         if self.cls_lr_scale <= 0:
             raise ValueError(f"model.cls_lr_scale must be > 0, got {self.cls_lr_scale}")
+        if self.balance_weight < 0:
+            raise ValueError(f"model.balance_weight must be >= 0, got {self.balance_weight}")
         if self.style_std <= 0:
             raise ValueError(f"model.style_std must be > 0, got {self.style_std}")
         if not self.disc_hidden:
@@ -139,6 +145,11 @@ class SemiAAE(AAECore):
     def codes(self, x):
         logits, z = self.heads(x)
         return {"y": F.softmax(logits, 1), "z": z}
+
+    def code_penalties(self, codes):
+        if not self.cfg.balance_weight:
+            return {}
+        return {"balance": self.cfg.balance_weight * losses.marginal_kl_to_uniform(codes["y"])}
 
     def real_codes(self, name, y):
         if name == "y":
