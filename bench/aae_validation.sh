@@ -37,4 +37,8 @@ done <<'SETTINGS'
 cluster16-balance0    --model.num_clusters 16 --model.balance_weight 0
 cluster16-balance1    --model.num_clusters 16 --model.balance_weight 1
 cluster16-balance0.1  --model.num_clusters 16 --model.balance_weight 0.1
+cluster16-balance5    --model.num_clusters 16 --model.balance_weight 5
+cluster16-balance20   --model.num_clusters 16 --model.balance_weight 20
+cluster16-balance50   --model.num_clusters 16 --model.balance_weight 50
+cluster16-balance100  --model.num_clusters 16 --model.balance_weight 100
 SETTINGS
