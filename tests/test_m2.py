@@ -31,6 +31,22 @@ def test_unlabeled_bound_in_one_pass_equals_a_loop_over_classes(no_noise):
     assert torch.allclose(model._negative_elbo(x), oracle, atol=1e-4)
 
 
+def test_labeled_and_unlabeled_pairs_read_each_image_once(no_noise):
+    """The step's one pass: labeled pairs, then every class of each unlabeled image, with the
+    encoder's body run on each image once (not K times) and the same bound as separate passes."""
+    model = tiny_model("m2")
+    x_lab, y_lab = data(3)
+    x_u, _ = data(4, labeled=False, seed=2)
+    rows = []
+    model.enc.trunk.body.register_forward_hook(lambda m, inp, out: rows.append(len(inp[0])))
+    pairs = model.pair_bound(*model.class_pairs(x_lab, y_lab, x_u))
+    assert rows == [3 + 4]
+    k = model.num_classes
+    assert pairs.shape == (3 + 4 * k,)
+    assert torch.allclose(pairs[:3], model.pair_bound(x_lab, y_lab), atol=1e-4)
+    assert torch.allclose(pairs[3:].view(4, k), model.per_class_bound(x_u), atol=1e-4)
+
+
 def test_batch_loss_is_the_mean_bound_plus_alpha_times_ce(no_noise, monkeypatch):
     """The step's loss: mean of L over the labeled examples and U over the unlabeled ones, plus
     alpha * CE on the (augmented) labeled images; unlabeled images change it only through U."""

@@ -115,14 +115,26 @@ class M2(GenerativeModel):
     def per_class_bound(self, x: torch.Tensor) -> torch.Tensor:
         """L(x, y) for every class y, (B, K): one pass over the B*K pairs (x_i, y)."""
         k = self.num_classes
-        return self.pair_bound(x.repeat_interleave(k, 0), torch.arange(k, device=x.device).repeat(len(x))).view(-1, k)
+        return self.pair_bound(x, torch.arange(k, device=x.device).repeat(len(x)), k).view(-1, k)
 
-    def pair_bound(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """L(x, y) per pair, (B,), one z ~ q(z | x, y) each."""
+    def pair_bound(self, x: torch.Tensor, y: torch.Tensor, repeats=None) -> torch.Tensor:
+        """L(x, y) per pair, (P,), one z ~ q(z | x, y) each. ``repeats`` (an int or one count per
+        image): image i pairs with the next ``repeats[i]`` labels of y (P of them in all), its
+        encoder body read once (``Trunk.features``); None: one label per image."""
         cond = self.one_hot(y)
-        mu, logvar = self.enc(x, cond)
-        recon = self.nll(self.dec(losses.reparameterize(mu, logvar), cond), x)
+        mu, logvar = self.enc(x, cond, repeats=repeats)
+        target = x if repeats is None else x.repeat_interleave(repeats, 0)
+        recon = self.nll(self.dec(losses.reparameterize(mu, logvar), cond), target)
         return recon + losses.gaussian_kl(mu, logvar) + math.log(self.num_classes)
+
+    def class_pairs(self, x_lab, y_lab, x_u):
+        """(images, labels, repeats) of ``pair_bound`` for the labeled pairs and every (unlabeled
+        image, class) pair, labeled first, image i of x_u with class y at row n_l + i*K + y."""
+        k = self.num_classes
+        repeats = torch.cat([torch.ones(len(x_lab), dtype=torch.long),
+                             torch.full((len(x_u),), k, dtype=torch.long)]).to(x_u.device)
+        y = torch.cat([y_lab, torch.arange(k, device=x_u.device).repeat(len(x_u))])
+        return torch.cat([x_lab, x_u]), y, repeats
 
     def m2_loss(self, batch: Batch) -> StepOutput:
         x_lab, y_lab = self.labeled_examples(batch)
@@ -136,8 +148,7 @@ class M2(GenerativeModel):
         if consistency:
             views.append(strong(x_u, self.cfg.augment, self.info.unit_range))
         logits = self.cls(torch.cat(views))
-        pairs = self.pair_bound(torch.cat([x_lab, x_u.repeat_interleave(k, 0)]),
-                                torch.cat([y_lab, torch.arange(k, device=x_u.device).repeat(n_u)]))
+        pairs = self.pair_bound(*self.class_pairs(x_lab, y_lab, x_u))
         bound_l = pairs[:n_l]  # (n_l,)
         bound_u = losses.m2_unlabeled_bound(logits[n_l:n_l + n_u], pairs[n_l:].view(n_u, k))  # (n_u,)
         bound = torch.cat([bound_l, bound_u]).mean()
@@ -184,7 +195,7 @@ class M2(GenerativeModel):
         n_cls, b = self.num_classes, len(x)
         xk = x.repeat_interleave(n_cls, 0)  # (B*K, ...): image i with class y at row i*K + y
         cond = self.one_hot(torch.arange(n_cls, device=x.device).repeat(b))
-        mu, logvar = self.enc(xk, cond)
+        mu, logvar = self.enc(x, cond, repeats=n_cls)
         log_px_y = importance_weighted(self, xk, mu, logvar, max(1, k // n_cls), max(1, chunk // n_cls),
                                        lambda z, n: self.dec(z, cond.repeat(n, 1)))
         return torch.logsumexp(log_px_y.view(b, n_cls), 1) - math.log(n_cls)  # log sum_y p(y) p(x|y)
@@ -226,11 +237,11 @@ class M2GAN(ClassCritic, M2):
         x_lab, y_lab = self.labeled_examples(batch)
         x_u = batch.x[batch.y < 0]
         n_l, n_u, k = len(x_lab), len(x_u), self.num_classes
-        x = torch.cat([x_lab, x_u.repeat_interleave(k, 0)])
-        y = torch.cat([y_lab, torch.arange(k, device=x.device).repeat(n_u)])
+        x_once, y, repeats = self.class_pairs(x_lab, y_lab, x_u)
+        x = x_once.repeat_interleave(repeats, 0)
         with torch.no_grad():
             q = F.softmax(self.cls(x_u), -1).reshape(-1)  # (n_u * K,): the weight of each pair
-            mu, logvar = self.enc(x, self.one_hot(y))
+            mu, logvar = self.enc(x_once, self.one_hot(y), repeats=repeats)
             z = losses.reparameterize(mu, logvar)
         z_p, y_p = self.prior.sample(len(batch.x)).to(z.device), \
             torch.randint(0, k, (len(batch.x),), device=z.device)

@@ -168,7 +168,13 @@ class Trunk(nn.Module):
         return sum(not isinstance(b, nn.Flatten) for b in self.body.blocks) + 1
 
     def features(self, x: torch.Tensor, cond: Optional[torch.Tensor] = None,
-                 cond_image: Optional[torch.Tensor] = None) -> list[torch.Tensor]:
+                 cond_image: Optional[torch.Tensor] = None,
+                 repeats: Optional[int | torch.Tensor] = None) -> list[torch.Tensor]:
+        """``repeats`` (an int, or one count per row of x): the body reads each image once and
+        its output row i is repeated ``repeats[i]`` times before the condition joins, so one
+        image can be read under several conditions (M2's K classes) at the cost of one; cond
+        then has the repeated length, and so have the dense layer's output (the body's own
+        activations keep x's)."""
         if self.cond_channels:
             if cond_image is None:
                 raise ValueError("this network reads an image-shaped condition: pass cond_image "
@@ -176,6 +182,8 @@ class Trunk(nn.Module):
             x = torch.cat([x, cond_image], 1)
         feats = self.body(x)
         h = feats[-1]
+        if repeats is not None:
+            h = h.repeat_interleave(repeats, 0)
         if self.cond_dim:
             if cond is None:
                 raise ValueError("this network is conditional: pass cond (e.g. a one-hot label)")
@@ -207,8 +215,8 @@ class GaussianEncoder(nn.Module):
         self.trunk = Trunk(shape, spec, {"mu": latent_dim, "logvar": latent_dim}, cond_dim,
                            cond_channels)
 
-    def forward(self, x, cond=None, return_features: bool = False, cond_image=None):
-        feats = self.trunk.features(x, cond, cond_image)
+    def forward(self, x, cond=None, return_features: bool = False, cond_image=None, repeats=None):
+        feats = self.trunk.features(x, cond, cond_image, repeats)  # repeats: Trunk.features
         h = feats[-1]
         mu = self.trunk.heads["mu"](h)
         logvar = self.trunk.heads["logvar"](h).clamp(-12.0, 8.0)  # keeps exp() finite
