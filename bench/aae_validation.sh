@@ -41,4 +41,7 @@ cluster16-balance5    --model.num_clusters 16 --model.balance_weight 5
 cluster16-balance20   --model.num_clusters 16 --model.balance_weight 20
 cluster16-balance50   --model.num_clusters 16 --model.balance_weight 50
 cluster16-balance100  --model.num_clusters 16 --model.balance_weight 100
+cluster30-balance50   --model.num_clusters 30 --model.balance_weight 50
+cluster30-balance20   --model.num_clusters 30 --model.balance_weight 20
+cluster30-balance5    --model.num_clusters 30 --model.balance_weight 5
 SETTINGS
