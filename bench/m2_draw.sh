@@ -2,7 +2,8 @@
 # M2 and DRAW (METHODS.md sections 7-8) on Fashion-MNIST (TEST set):
 #   1. m2, 100 labels per class (split seed 0), one run per seed: test accuracy, beside the
 #      classifier baseline of bench/few_labels.sh (same split, augmentation and epochs)
-#   2. draw against vae on the same wall-clock budget and likelihood: importance-weighted NLL
+#   2. draw against vae on the same wall-clock budget and likelihood (trained side by side, one
+#      thread each: bench/side_by_side.sh): importance-weighted NLL
 #   3. draw_cond: the evaluator's accuracy on samples asked for class k; the canvas figures
 # Resumable (finished runs are skipped).
 #   bash bench/m2_draw.sh [OUT]   env: SEEDS ("0 1 2"), EPOCHS (10), MINUTES (10), PARTS ("m2 draw cond")
@@ -17,9 +18,9 @@ case " $PARTS " in *" m2 "*)
     run "m2-s$s" --model m2 --data.labels_per_class 100 --train.epochs "$EPOCHS" --seed "$s"
   done;; esac
 case " $PARTS " in *" draw "*)
-  [ -f "$OUT/compare/compare.md" ] || ssavae compare --models vae,draw --data fashion-mnist \
-    --budget "minutes=$MINUTES" --out "$OUT/compare" --train.progress false --train.sample_every 0 \
-    > "$OUT/compare.log" 2>&1;; esac
+  # side by side, one thread each: a loaded machine slows both alike
+  [ -f "$OUT/compare/compare.md" ] || MINUTES="$MINUTES" bash "$(dirname "$0")/side_by_side.sh" \
+    "$OUT/compare" vae,draw > "$OUT/compare.log" 2>&1;; esac
 case " $PARTS " in *" cond "*)
   run draw-cond --model draw_cond --train.epochs "$EPOCHS";; esac
 python - "$OUT" <<'PY'
