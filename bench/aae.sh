@@ -40,12 +40,13 @@ case " $PARTS " in *" maps "*)
   done;;
 esac
 python - "$OUT" <<'PY'
-import json, statistics, sys
+import json, re, statistics, sys
 from pathlib import Path
 out = Path(sys.argv[1])
 fmt = lambda a: f"{statistics.mean(a):.2f} +- {statistics.stdev(a) if len(a) > 1 else 0:.2f} ({len(a)})"
-def metrics(pattern):
-    return [json.loads(f.read_text()) for f in sorted(out.glob(f"{pattern}/eval/metrics.json"))]
+def metrics(pattern):  # NAME-s<seed> runs only (not e.g. a renamed cluster16-s0-balance0)
+    return [json.loads(f.read_text()) for f in sorted(out.glob(f"{pattern}/eval/metrics.json"))
+            if re.fullmatch(pattern.replace("*", r"\d+"), f.parent.parent.name)]
 semi = [m["classification"]["accuracy"] * 100 for m in metrics("semi-s*")]
 if semi:
     print(f"aae_semi, 100 labels per class, test accuracy %: {fmt(semi)}")
