@@ -130,10 +130,10 @@ class M2(GenerativeModel):
     def class_pairs(self, x_lab, y_lab, x_u):
         """(images, labels, repeats) of ``pair_bound`` for the labeled pairs and every (unlabeled
         image, class) pair, labeled first, image i of x_u with class y at row n_l + i*K + y."""
-        k = self.num_classes
-        repeats = torch.cat([torch.ones(len(x_lab), dtype=torch.long),
-                             torch.full((len(x_u),), k, dtype=torch.long)]).to(x_u.device)
-        y = torch.cat([y_lab, torch.arange(k, device=x_u.device).repeat(len(x_u))])
+        k, dev = self.num_classes, x_u.device
+        repeats = torch.cat([torch.ones(len(x_lab), dtype=torch.long, device=dev),
+                             torch.full((len(x_u),), k, dtype=torch.long, device=dev)])
+        y = torch.cat([y_lab, torch.arange(k, device=dev).repeat(len(x_u))])
         return torch.cat([x_lab, x_u]), y, repeats
 
     def m2_loss(self, batch: Batch) -> StepOutput:
