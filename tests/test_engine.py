@@ -210,6 +210,40 @@ if dist.get_rank() == 0:
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["model"] == "ssavae"
 
 
+def test_two_processes_train_as_one_process_on_the_same_global_batch(tmp_path):
+    """2 processes (gloo) with batch B each make the updates of 1 process with batch 2B: the ranks
+    split each global batch (rank r takes every 2nd example of the shared order) and the engine
+    averages their gradients. Plain SGD (Adam would hide a sum in place of a mean) and the
+    posterior mean in place of a sample, so that the two runs draw no different noise."""
+    script = tmp_path / "global_batch.py"
+    script.write_text(f"""
+import sys, torch
+sys.path.insert(0, {os.path.dirname(__file__)!r})
+from conftest import tiny_raw
+from ssavae import losses
+from ssavae.config import build_run_config
+from ssavae.runs import train
+losses.reparameterize = lambda mu, logvar: mu
+devices, batch, out = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+raw = tiny_raw("vae", train={{"devices": devices, "accelerator": "cpu", "batch_size": batch,
+                             "epochs": 2, "optimizer": "sgd", "lr": 1e-4, "grad_clip": None,
+                             **({{"strategy": "ddp"}} if devices > 1 else {{}})}})
+res = train(build_run_config(raw), out)
+torch.save({{k: v.detach().clone() for k, v in res.model.state_dict().items()}}, out + ".pt")
+""")
+    env = dict(os.environ, MASTER_PORT="29541", PYTHONWARNINGS="ignore")
+    finals = {}
+    for devices, batch in ((1, 32), (2, 16)):
+        out = str(tmp_path / f"run{devices}")
+        p = subprocess.run([sys.executable, str(script), str(devices), str(batch), out],
+                           capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
+        assert p.returncode == 0, p.stderr[-3000:]
+        finals[devices] = torch.load(out + ".pt", weights_only=True)
+    assert finals[1].keys() == finals[2].keys()
+    for k, one in finals[1].items():
+        assert torch.allclose(finals[2][k], one, rtol=1e-4, atol=1e-6), k
+
+
 def test_cosine_schedule_decays_within_each_phase_and_resumes_exactly(tmp_path):
     sections = dict(train={"epochs": 2, "lr_schedule": "cosine", "checkpoint_every": 1})
     full = run(tmp_path, "full", **sections)
