@@ -184,17 +184,19 @@ def test_overfit_batches_and_fast_dev_run(tmp_path):
     assert ckpt_io.load(r.run_dir / "checkpoints/last.pt")["progress"]["global_step"] == 4
 
 
-def test_two_process_gloo_run_keeps_replicas_identical(tmp_path):
-    """The distributed path on CPU: 2 processes (gloo), gradients averaged by the engine."""
+@pytest.mark.parametrize("family,port", [("ssavae", 29533), ("vaegan", 29534), ("aae_semi", 29535)])
+def test_two_process_gloo_run_keeps_replicas_identical(tmp_path, family, port):
+    """The distributed path on CPU: 2 processes (gloo), gradients averaged by DDP's reducer, for
+    families whose steps train different groups (two phases with a frozen encoder; a gated
+    critic; three steps and the labeled stream)."""
     script = tmp_path / "ddp.py"
     script.write_text(f"""
 import sys, torch, torch.distributed as dist
 sys.path.insert(0, {os.path.dirname(__file__)!r})
-from conftest import family_raw, tiny_raw
-from ssavae.models import list_models
+from conftest import family_raw
 from ssavae.config import build_run_config
 from ssavae.runs import train
-raw = tiny_raw("ssavae", train={{"devices": 2, "accelerator": "cpu", "strategy": "ddp", "epochs": 1}})
+raw = family_raw({family!r}, train={{"devices": 2, "accelerator": "cpu", "strategy": "ddp", "epochs": 1}})
 res = train(build_run_config(raw), {str(tmp_path / 'run')!r})
 flat = torch.cat([p.detach().flatten() for p in res.model.parameters()])
 gathered = [torch.zeros_like(flat) for _ in range(2)]
@@ -202,12 +204,12 @@ dist.all_gather(gathered, flat)
 if dist.get_rank() == 0:
     print("REPLICAS_EQUAL", bool(torch.equal(gathered[0], gathered[1])))
 """)
-    env = dict(os.environ, MASTER_PORT="29533", PYTHONWARNINGS="ignore")
+    env = dict(os.environ, MASTER_PORT=str(port), PYTHONWARNINGS="ignore")
     p = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300,
                        env=env, cwd=tmp_path)
     assert p.returncode == 0, p.stderr[-3000:]
     assert "REPLICAS_EQUAL True" in p.stdout
-    assert json.loads((tmp_path / "run" / "summary.json").read_text())["model"] == "ssavae"
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["model"] == family
 
 
 def test_two_processes_train_as_one_process_on_the_same_global_batch(tmp_path):

@@ -6,8 +6,8 @@ optimizers, gradient clipping, logging, progress, figures and checkpoints.
 
 Per batch, for each step of the current phase (DESIGN.md, "Engine")::
 
-    only the step's groups require grad -> zero grad -> loss(Batch) -> backward -> average
-    grads across processes -> clip -> optimizer step
+    only the step's groups require grad -> zero grad -> loss(Batch) -> backward (across
+    processes: DDP's bucketed all-reduce, overlapped with it) -> clip -> optimizer step
 
 A step with ``data="labeled"`` also receives batch ``global_step`` of the labeled stream.
 
@@ -42,6 +42,11 @@ def make_fabric(train: TrainConfig):
     strategy = train.strategy
     if strategy == "auto" and (train.num_nodes > 1 or (isinstance(train.devices, int) and train.devices > 1)):
         strategy = "ddp"
+    if strategy == "ddp":
+        from lightning_fabric.strategies import DDPStrategy
+
+        # each step trains a subset of the model: the others' buckets are reduced as unused
+        strategy = DDPStrategy(find_unused_parameters=True, broadcast_buffers=False)
     return Fabric(accelerator=train.accelerator, devices=train.devices, num_nodes=train.num_nodes,
                   strategy=strategy, precision=train.precision)
 
@@ -90,6 +95,9 @@ class Trainer:
         self._step_params = {k: [p for g in o.param_groups for p in g["params"]]
                              for k, o in self.optimizers.items()}
         self._all_params = list(model.parameters())
+        # several processes: every step's loss is the forward of one DDP-wrapped module
+        self._replicated = self.fabric.setup_module(_StepForward(self.model)) \
+            if self.fabric.world_size > 1 else None
 
     def _optimizers(self, model, groups) -> dict[str, torch.optim.Optimizer]:
         opts = {}
@@ -318,8 +326,13 @@ class Trainer:
         for p in self._all_params:
             p.requires_grad_(id(p) in trainable)
         optimizer.zero_grad(set_to_none=True)
-        with fabric.autocast() if tc.precision != "32-true" else nullcontext():
-            out = step.loss(batch)
+        if self._replicated is not None:  # DDP: this forward arms the gradient reducer
+            self._replicated.module.pending = (step, batch)
+            self._replicated()
+            out = self._replicated.module.out
+        else:
+            with fabric.autocast() if tc.precision != "32-true" else nullcontext():
+                out = step.loss(batch)
         if not torch.isfinite(out.loss):
             raise TrainingError(
                 f"step {step.name!r} produced a non-finite loss ({out.loss.item()}) at global step "
@@ -328,8 +341,6 @@ class Trainer:
         if self._agree(out.skip):  # the step declined this batch: no backward, no step
             return out.logs
         fabric.backward(out.loss)
-        if fabric.world_size > 1:
-            _average_gradients(params, fabric.world_size)
         if tc.grad_clip:
             fabric.clip_gradients(self.model, optimizer, max_norm=tc.grad_clip)
         optimizer.step()
@@ -420,23 +431,23 @@ def _fixed_batches(loader, n: int) -> list:
     return batches
 
 
-def _average_gradients(params: list[torch.nn.Parameter], world_size: int) -> None:
-    """All-reduce the gradients of one update step in a single flat buffer (mean over processes).
+class _StepForward(torch.nn.Module):
+    """The model, with a forward that computes the loss of the step set in ``pending``: DDP's
+    reducer (bucketed all-reduce of the gradients, overlapped with the backward) works through a
+    module's forward, and each step's loss is one. The batch is not an argument of the wrapped
+    forward, whose input conversion would copy it and the state its steps share."""
 
-    Done here rather than by DDP's reducer because each step trains a different subset of
-    the model, which DDP's fixed bucket layout does not support.
-    """
-    import torch.distributed as dist
+    def __init__(self, model: GenerativeModel):
+        super().__init__()
+        self.model = model
+        self.pending: Optional[tuple[Step, Batch]] = None
+        self.out = None  # the StepOutput of the last forward
 
-    grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
-    flat = torch.cat([g.reshape(-1) for g in grads])
-    dist.all_reduce(flat)
-    flat /= world_size
-    offset = 0
-    for p, g in zip(params, grads):
-        n = g.numel()
-        p.grad = flat[offset:offset + n].view_as(p).clone()
-        offset += n
+    def forward(self) -> torch.Tensor:
+        step, batch = self.pending
+        self.pending = None
+        self.out = step.loss(batch)
+        return self.out.loss
 
 
 class _Progress:
