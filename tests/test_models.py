@@ -389,3 +389,35 @@ def test_vae_likelihood_is_the_trained_models_whatever_the_sampler():
     a = plain.log_likelihood(x, k=20)
     torch.manual_seed(0)
     assert torch.allclose(fitted.log_likelihood(x, k=20), a)
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_inference_api_runs_in_chunks_and_gives_what_one_pass_gives(name):
+    """encode, decode, reconstruct, sample, predict_proba and the likelihoods split any number of
+    rows into passes of at most ``inference_batch``, with the results of one pass."""
+    model = tiny_model(name).eval()
+    x, y = data(20)
+    y = y if model.conditional else None
+    gen = model.generative
+    calls = {"encode": lambda: model.encode(x, y)}
+    if gen:
+        calls["reconstruct"] = lambda: model.reconstruct(x, y)
+        calls["decode"] = lambda: model.decode(torch.randn(20, model.code_dim, generator=torch.Generator().manual_seed(1)), y)
+        sample_y = y if (model.conditional or model.class_sampling) else None
+        calls["sample"] = lambda: model.sample(20, sample_y, generator=torch.Generator().manual_seed(2))
+    if model.has_classifier:
+        calls["predict_proba"] = lambda: model.predict_proba(x)
+    if model.clusters:
+        calls["cluster_proba"] = lambda: model.cluster_proba(x)
+    seen = []
+    for private in ("_encode", "_decode", "_predict_proba", "_cluster_proba"):
+        if hasattr(model, private):
+            original = getattr(model, private)
+            setattr(model, private, lambda *a, _f=original: seen.append(len(a[0])) or _f(*a))
+    whole = {k: f() for k, f in calls.items()}
+    assert max(seen) == 20
+    seen.clear()
+    model.inference_batch = 7
+    for k, f in calls.items():
+        torch.testing.assert_close(f(), whole[k], msg=k)
+    assert seen and max(seen) <= 7

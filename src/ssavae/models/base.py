@@ -20,6 +20,8 @@ A model says *what* is optimized; the engine (``engine/``) says *how*:
 - Inference: ``encode(x, y=None)``, ``decode(z, y=None)``, ``reconstruct(x, y=None)``,
   ``sample(n, y=None)``, ``predict_proba(x)``. A conditional family called without ``y``, or
   ``y`` given to a family that is not, is a ``CapabilityError``. Outputs are in the data's range.
+  Any number of rows: the networks see at most ``inference_batch`` (1,024) at a time, on the
+  model's device, and the result comes back on the input's device.
   Sampling draws codes from the model's ``prior`` (a part, see ``nets/priors.py``).
 - Loss weights can follow a schedule read from the batch's counters (``model.schedules``).
 - Parts: ``parts={"enc": my_module}`` replaces a default network (``build_part``).
@@ -38,6 +40,16 @@ from .. import losses
 from ..data import DataInfo
 from ..errors import CapabilityError
 from ..nets import FittedGaussian, NetSpec, Prior, StandardNormal, Upsample
+
+
+def in_chunks(fn: Callable[..., torch.Tensor], size: int, device: torch.device,
+              *tensors: Optional[torch.Tensor]) -> torch.Tensor:
+    """``fn`` over row chunks of ``tensors`` (None passes as None), each moved to ``device``,
+    the results concatenated on the first tensor's device."""
+    home, n = tensors[0].device, len(tensors[0])
+    outs = [fn(*(None if t is None else t[i:i + size].to(device) for t in tensors)).to(home)
+            for i in range(0, n, size)]
+    return outs[0] if len(outs) == 1 else torch.cat(outs)
 
 
 @dataclass(frozen=True)
@@ -383,22 +395,29 @@ class GenerativeModel(nn.Module):
             raise CapabilityError(f"{self.name} {lacks}: {what} does not apply")
 
     # ------------------------------------------------------------------ inference API
+    inference_batch: ClassVar[int] = 1024  # rows per network pass in the inference API
+
+    def _chunked(self, fn: Callable[..., torch.Tensor], *tensors) -> torch.Tensor:
+        return in_chunks(fn, self.inference_batch, self.device, *tensors)
+
     @torch.no_grad()
     def encode(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> torch.Tensor:
         """x (B, *shape) in the data's range -> codes (B, latent_dim) (posterior means)."""
-        return self._encode(x, self._check_y(y, "encode", len(x), self.conditional))
+        return self._chunked(self._encode, x, self._check_y(y, "encode", len(x), self.conditional))
 
     @torch.no_grad()
     def decode(self, z: torch.Tensor, y: Optional[torch.Tensor] = None) -> torch.Tensor:
         """z (B, latent_dim) -> mean images (B, *shape) in the data's range."""
         self._require("generative", "decode")
-        return self.to_data_range(self._decode(z, self._check_y(y, "decode", len(z), self.conditional)))
+        y = self._check_y(y, "decode", len(z), self.conditional)
+        return self._chunked(lambda zb, yb: self.to_data_range(self._decode(zb, yb)), z, y)
 
     @torch.no_grad()
     def reconstruct(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> torch.Tensor:
         self._require("generative", "reconstruct")
         y = self._check_y(y, "reconstruct", len(x), self.conditional)
-        return self.to_data_range(self._decode(self._encode(x, y), y))
+        return self._chunked(lambda xb, yb: self.to_data_range(self._decode(self._encode(xb, yb), yb)),
+                             x, y)
 
     @torch.no_grad()
     def sample(self, n: int, y: Optional[torch.Tensor] = None,
@@ -407,8 +426,9 @@ class GenerativeModel(nn.Module):
         (conditional and class-sampling families)."""
         self._require("generative", "sample")
         y = self._check_y(y, "sample", n, self.conditional or self.class_sampling)
-        z = self.sample_codes(n, y, generator)
-        return self.to_data_range(self._decode(z, y if self.conditional else None))
+        z = self.sample_codes(n, y, generator)  # all codes first: the same draws at any chunking
+        return self._chunked(lambda zb, yb: self.to_data_range(self._decode(zb, yb)), z,
+                             y if self.conditional else None)
 
     def sample_codes(self, n: int, y: Optional[torch.Tensor],
                      generator: Optional[torch.Generator]) -> torch.Tensor:
@@ -419,31 +439,31 @@ class GenerativeModel(nn.Module):
     def predict_proba(self, x: torch.Tensor) -> torch.Tensor:
         """p(y | x): (B, K), rows sum to 1."""
         self._require("has_classifier", "predict_proba")
-        return self._predict_proba(x)
+        return self._chunked(self._predict_proba, x)
 
     @torch.no_grad()
     def cluster_proba(self, x: torch.Tensor) -> torch.Tensor:
         """q(cluster | x): (B, number of clusters), rows sum to 1 (clusters are not classes)."""
         self._require("clusters", "cluster_proba")
-        return self._cluster_proba(x)
+        return self._chunked(self._cluster_proba, x)
 
     @torch.no_grad()
     def predict_proba_latent(self, z: torch.Tensor) -> torch.Tensor:
         """p(y | z) for codes (B, latent_dim): the decision regions of a latent map."""
         self._require("has_latent_classifier", "predict_proba_latent")
-        return self._predict_proba_latent(z)
+        return self._chunked(self._predict_proba_latent, z)
 
     @torch.no_grad()
     def log_likelihood(self, x: torch.Tensor, k: int = 1000) -> torch.Tensor:
         """Importance-weighted estimate of log p(x) with k samples, (B,)."""
         self._require("has_likelihood", "log_likelihood")
-        return self._log_likelihood(x, k)
+        return self._chunked(lambda xb: self._log_likelihood(xb, k), x)
 
     @torch.no_grad()
     def negative_elbo(self, x: torch.Tensor) -> torch.Tensor:
         """-ELBO per example (B,), in nats (KL weight 1)."""
         self._require("has_likelihood", "negative_elbo")
-        return self._negative_elbo(x)
+        return self._chunked(self._negative_elbo, x)
 
     @torch.no_grad()
     def complete(self, x: torch.Tensor, n: int = 1,
