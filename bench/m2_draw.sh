@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # M2 and DRAW (METHODS.md sections 7-8) on Fashion-MNIST (TEST set):
 #   1. m2, 100 labels per class (split seed 0), one run per seed: test accuracy, beside the
-#      classifier baseline of bench/few_labels.sh (same split, augmentation and epochs)
+#      supervised-only classifier on the same split, augmentation, epochs and seeds
 #   2. draw against vae on the same wall-clock budget and likelihood (trained side by side, one
 #      thread each: bench/side_by_side.sh): importance-weighted NLL
 #   3. draw_cond: the evaluator's accuracy on samples asked for class k; the canvas figures
@@ -16,6 +16,7 @@ mkdir -p "$OUT"
 case " $PARTS " in *" m2 "*)
   for s in $SEEDS; do
     run "m2-s$s" --model m2 --data.labels_per_class 100 --train.epochs "$EPOCHS" --seed "$s"
+    run "classifier-s$s" --model classifier --data.labels_per_class 100 --train.epochs "$EPOCHS" --seed "$s"
   done;; esac
 case " $PARTS " in *" draw "*)
   # side by side, one thread each: a loaded machine slows both alike
@@ -27,11 +28,17 @@ python - "$OUT" <<'PY'
 import json, statistics, sys
 from pathlib import Path
 out = Path(sys.argv[1])
-accs = [json.loads(f.read_text())["classification"]["accuracy"] * 100
-        for f in sorted(out.glob("m2-s*/eval/metrics.json"))]
-if accs:
-    sd = statistics.stdev(accs) if len(accs) > 1 else 0.0
-    print(f"m2, 100 labels per class, test accuracy %: {statistics.mean(accs):.2f} +- {sd:.2f} ({len(accs)} seeds)")
+def accuracies(name):
+    return [json.loads(f.read_text())["classification"]["accuracy"] * 100
+            for f in sorted(out.glob(f"{name}-s*/eval/metrics.json"))]
+def fmt(v):
+    sd = statistics.stdev(v) if len(v) > 1 else 0.0
+    return f"{statistics.mean(v):.2f} +- {sd:.2f} ({', '.join(f'{a:.2f}' for a in v)})"
+m2, cls = accuracies("m2"), accuracies("classifier")
+if m2 and cls:
+    print("100 labels per class, test accuracy % over the seeds:")
+    print(f"  classifier {fmt(cls)}\n  m2         {fmt(m2)}")
+    print(f"  m2 - classifier: {statistics.mean(m2) - statistics.mean(cls):+.2f}")
 if (out / "compare/compare.md").exists():
     print((out / "compare/compare.md").read_text())
 m = out / "draw-cond/eval/metrics.json"
