@@ -421,3 +421,4 @@ def test_inference_api_runs_in_chunks_and_gives_what_one_pass_gives(name):
     for k, f in calls.items():
         torch.testing.assert_close(f(), whole[k], msg=k)
     assert seen and max(seen) <= 7
+    assert len(model.encode(x[:0], None if y is None else y[:0])) == 0  # no rows: no error

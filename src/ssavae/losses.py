@@ -19,7 +19,7 @@ LOG_2PI = math.log(2 * math.pi)
 
 def _reduce(t: torch.Tensor, reduction: Reduction = "sum") -> torch.Tensor:
     """(B, ...) -> (B,), summing or averaging every non-batch dimension."""
-    t = t.reshape(t.shape[0], -1)
+    t = t.flatten(1) if t.dim() > 1 else t.unsqueeze(1)  # also for B = 0
     if reduction == "sum":
         return t.sum(1)
     if reduction == "mean":

@@ -48,7 +48,7 @@ def in_chunks(fn: Callable[..., torch.Tensor], size: int, device: torch.device,
     the results concatenated on the first tensor's device."""
     home, n = tensors[0].device, len(tensors[0])
     outs = [fn(*(None if t is None else t[i:i + size].to(device) for t in tensors)).to(home)
-            for i in range(0, n, size)]
+            for i in range(0, max(n, 1), size)]  # no rows: one empty pass, for the output's shape
     return outs[0] if len(outs) == 1 else torch.cat(outs)
 
 
