@@ -272,6 +272,7 @@ def test_loader_batches_are_float_in_unit_range_and_epochs_reproducible():
     ds = make_synthetic(100, 10)
     loader = InMemoryLoader(ds.x_train, ds.y_train, batch_size=32, seed=1)
     assert loader.x.dtype == torch.uint8  # stays compact in memory
+    assert np.shares_memory(loader.x.numpy(), ds.x_train)  # on the CPU: not copied
     batches = list(loader)
     assert len(batches) == len(loader) == 4
     x, y = batches[0]
@@ -285,6 +286,19 @@ def test_loader_batches_are_float_in_unit_range_and_epochs_reproducible():
     seen = [torch.cat([b[0] for b in r]).flatten() for r in ranks]
     assert len(ranks[0]) == len(ranks[1]) == 5
     assert sorted(torch.cat(seen).tolist()) == list(range(100))  # disjoint shards, all covered
+
+
+def test_the_dataset_moves_to_an_accelerator_only_when_it_fits():
+    """The whole dataset goes to the training device when it takes at most half of the free
+    memory ("meta" stands in for an accelerator); on the CPU it is used where it is."""
+    from ssavae.data.loader import on_device
+
+    x = torch.zeros(1000, dtype=torch.uint8)
+    meta = torch.device("meta")
+    assert on_device(x, meta, free=2000).device == meta
+    assert on_device(x, meta, free=1999).device.type == "cpu"  # over half of it: stays on the host
+    assert on_device(x, meta).device.type == "cpu"  # free memory unknown: stays on the host
+    assert on_device(x, torch.device("cpu")) is x
 
 
 def test_synthetic_is_deterministic_and_balanced():

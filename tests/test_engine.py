@@ -246,6 +246,55 @@ torch.save({{k: v.detach().clone() for k, v in res.model.state_dict().items()}},
         assert torch.allclose(finals[2][k], one, rtol=1e-4, atol=1e-6), k
 
 
+def test_two_processes_split_the_end_of_run_evaluation_and_agree_with_one(tmp_path):
+    """The end-of-run metrics of a distributed run: each of 2 processes (gloo) classifies and
+    reconstructs its half of the test set, and both end with the metrics one process computes
+    over all of it (the rows gathered in order)."""
+    script = tmp_path / "sharded_eval.py"
+    script.write_text(f"""
+import json, sys, torch
+sys.path.insert(0, {os.path.dirname(__file__)!r})
+from conftest import tiny_raw
+from ssavae.config import build_run_config
+from ssavae.engine import make_fabric
+from ssavae.eval.infer import Shards, over_batches
+from ssavae.eval.summary import summarize
+from ssavae.runs import build_model, prepare_data
+cfg = build_run_config(tiny_raw("ssavae", train={{"devices": 2, "accelerator": "cpu", "strategy": "ddp"}}))
+fabric = make_fabric(cfg.train)
+fabric.launch()
+torch.manual_seed(0)
+ds, _ = prepare_data(cfg)
+model = build_model(cfg, ds).eval()
+rows = []
+predict = model.predict_proba
+model.predict_proba = lambda x: (rows.append(len(x)), predict(x))[1]
+alone = summarize(model, ds, {{}})
+n_alone, rows[:] = sum(rows), []
+split = summarize(model, ds, {{}}, Shards(fabric))
+n_split = sum(rows)
+y = torch.from_numpy(ds.y_test)
+proba = [over_batches(model, ds.x_test, y, lambda xb, yb: model.predict_proba(xb), 7, shards)
+         for shards in (None, Shards(fabric))]
+with open(f"rank{{fabric.global_rank}}.json", "w") as f:
+    json.dump({{"rank": fabric.global_rank, "n_test": len(ds.y_test), "alone": alone, "split": split,
+               "rows_alone": n_alone, "rows_split": n_split, "same_rows": torch.allclose(*proba, rtol=1e-5, atol=1e-6)}}, f)
+""")
+    env = dict(os.environ, MASTER_PORT="29543", PYTHONWARNINGS="ignore")
+    p = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300,
+                       env=env, cwd=tmp_path)
+    assert p.returncode == 0, p.stderr[-3000:]
+    results = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
+    for r in results:
+        n = r["n_test"]
+        assert r["rows_alone"] == n and r["rows_split"] == -(-n // 2) - (r["rank"] * (n % 2))
+        assert r["same_rows"]  # every row's class probabilities, in order
+        assert r["split"]["classification.accuracy"] == r["alone"]["classification.accuracy"]
+        assert r["split"]["reconstruction.pixel_mse"] == pytest.approx(r["alone"]["reconstruction.pixel_mse"],
+                                                                      rel=1e-5)
+    assert results[0]["split"] == results[1]["split"]
+
+
 def test_cosine_schedule_decays_within_each_phase_and_resumes_exactly(tmp_path):
     sections = dict(train={"epochs": 2, "lr_schedule": "cosine", "checkpoint_every": 1})
     full = run(tmp_path, "full", **sections)

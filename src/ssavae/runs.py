@@ -29,6 +29,7 @@ from .engine import Trainer, make_fabric
 from .errors import ConfigError
 from .eval.figures import epoch_figures
 from .eval.report import write_report
+from .eval.infer import Shards
 from .eval.summary import final_figures, summarize
 from .models import GenerativeModel, get_model_class, model_name_of_config
 
@@ -141,7 +142,7 @@ def make_streams(cfg: RunConfig, ds: Dataset, y_train: np.ndarray, fabric):
                             device=fabric.device, limit_batches=t.limit_batches)
     labeled = None
     if (y_train >= 0).any():
-        labeled = LabeledStream(ds.x_train, y_train, t.labeled_batch_size, seed=cfg.seed + 104_729,
+        labeled = LabeledStream(loader.x, y_train, t.labeled_batch_size, seed=cfg.seed + 104_729,
                                 rank=fabric.global_rank, device=fabric.device)
     return loader, labeled
 
@@ -181,10 +182,9 @@ def train(cfg: RunConfig, run_dir: str | Path, resume: bool = False,
     trainer = Trainer(cfg, run_dir, fabric, on_epoch_end=on_epoch_end)
     trainer.progress["completed"] = done
     trainer.fit(model, loader, labeled, resume_from=resume_from)
-    summary = {}
+    summary = summarize(model, ds, trainer.progress, Shards(fabric))  # every rank its block
+    summary["evaluated_on"] = cfg.data.evaluate_on
     if fabric.global_rank == 0:
-        summary = summarize(model, ds, trainer.progress)
-        summary["evaluated_on"] = cfg.data.evaluate_on
         (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
         final_figures(model, ds, run_dir, cfg.seed)
         write_report(run_dir)

@@ -17,6 +17,26 @@ def to_float(x) -> torch.Tensor:
     return t.float().div_(255.0) if t.dtype == torch.uint8 else t.float()
 
 
+ON_DEVICE_SHARE = 0.5  # the data moves to an accelerator when it takes at most this share of its free memory
+
+
+def free_bytes(device: torch.device) -> Optional[int]:
+    """Free memory of an accelerator, or None where it cannot be asked."""
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    return None
+
+
+def on_device(t: torch.Tensor, device: torch.device, free: Optional[int] = None) -> torch.Tensor:
+    """The whole dataset on the training device when it fits (batches are then gathered there,
+    with no copy from the host per step); otherwise, and on the CPU, ``t`` as it is. ``free``:
+    the device's free bytes (asked when None)."""
+    if device.type == "cpu":
+        return t
+    free = free_bytes(device) if free is None else free
+    return t.to(device) if free is not None and t.nbytes <= ON_DEVICE_SHARE * free else t
+
+
 class InMemoryLoader:
     """Yields ``(x, y)``: x float32 (B, *shape) in [0, 1] for images, y int64 with -1 unlabeled.
 
@@ -29,14 +49,14 @@ class InMemoryLoader:
                  device: torch.device | str = "cpu", limit_batches: Optional[int] = None):
         if batch_size < 1:
             raise ValueError(f"train.batch_size must be >= 1, got {batch_size}")
-        self.x = torch.from_numpy(np.ascontiguousarray(x))
-        self.y = torch.from_numpy(np.asarray(y, dtype=np.int64))
+        self.device = torch.device(device)
+        self.x = on_device(torch.from_numpy(np.ascontiguousarray(x)), self.device)
+        self.y = torch.from_numpy(np.asarray(y, dtype=np.int64)).to(self.x.device)
         self.batch_size = batch_size
         self.shuffle = shuffle
         self.seed = seed
         self.drop_last = drop_last
         self.rank, self.world_size = rank, world_size
-        self.device = torch.device(device)
         self.limit_batches = limit_batches
         self.epoch_key = 0  # set by the engine: (phase, epoch) -> key
 
@@ -57,7 +77,7 @@ class InMemoryLoader:
 
     def iterate(self, start: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """Batches of the current epoch, starting at batch ``start`` (for exact resume)."""
-        idx = self._indices()
+        idx = self._indices().to(self.x.device)  # one copy per epoch
         for b in range(start, len(self)):
             sel = idx[b * self.batch_size:(b + 1) * self.batch_size]
             x = to_float(self.x[sel]).to(self.device, non_blocking=True)
@@ -83,7 +103,7 @@ class LabeledStream:
     multi-process run draws its own order (``rank`` joins the seed).
     """
 
-    def __init__(self, x: np.ndarray, y: np.ndarray, batch_size: int, seed: int = 0,
+    def __init__(self, x: np.ndarray | torch.Tensor, y: np.ndarray, batch_size: int, seed: int = 0,
                  rank: int = 0, device: torch.device | str = "cpu"):
         y = np.asarray(y, dtype=np.int64)
         keep = np.flatnonzero(y >= 0)
@@ -91,7 +111,8 @@ class LabeledStream:
             raise ValueError("the labeled stream needs labeled examples; the data has none")
         if batch_size < 1:
             raise ValueError(f"train.labeled_batch_size must be >= 1, got {batch_size}")
-        self.x = torch.from_numpy(np.ascontiguousarray(x))  # shared with the mixed stream, no copy
+        # x: the mixed stream's (on the device when it moved there), shared, no copy
+        self.x = x if isinstance(x, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(x))
         self.rows = torch.from_numpy(keep)  # the labeled examples' rows in x
         self.y = torch.from_numpy(y[keep])
         self.batch_size = batch_size
@@ -119,5 +140,5 @@ class LabeledStream:
         for c in cycles.unique().tolist():
             sel = cycles == c
             idx[sel] = self._perm(c)[offsets[sel]]
-        x = to_float(self.x[self.rows[idx]]).to(self.device, non_blocking=True)
+        x = to_float(self.x[self.rows[idx].to(self.x.device)]).to(self.device, non_blocking=True)
         return x, self.y[idx].to(self.device, non_blocking=True)

@@ -29,7 +29,7 @@ from .evaluator import Evaluator
 from .metrics import (accuracy, clusters_by_confidence, clusters_by_majority, frechet_distance,
                       high_frequency_power, hungarian_accuracy, knn_accuracy, precision_recall, sharpness,
                       silhouette, spectral_peaks)
-from .infer import batches, labels_for, over_batches
+from .infer import Shards, batches, labels_for, over_batches
 
 
 @dataclass(frozen=True)
@@ -62,16 +62,19 @@ class Context:
 
     def __init__(self, model, ds: Dataset, evaluator: Optional[Evaluator] = None,
                  n: Optional[int] = None, iw_samples: int = 1000, iw_examples: int = 500,
-                 seed: int = 0):
-        self.model, self.ds, self.evaluator = model, ds, evaluator
+                 seed: int = 0, shards: Optional[Shards] = None):
+        self.model, self.ds, self.evaluator, self.shards = model, ds, evaluator, shards
         self.n = min(n or len(ds.y_test), len(ds.y_test))
         self.x_np = ds.x_test[:self.n]
         self.y = torch.from_numpy(ds.y_test[:self.n])
         self.iw_samples, self.iw_examples, self.seed = iw_samples, iw_examples, seed
 
-    def over_test(self, fn, x_np=None, batch_size: int = 500) -> torch.Tensor:
-        """``fn(x_batch, y_batch)`` over the test images, concatenated on the CPU."""
-        return over_batches(self.model, self.x_np if x_np is None else x_np, self.y, fn, batch_size)
+    def over_test(self, fn, x_np=None, batch_size: int = 500, shard: bool = True) -> torch.Tensor:
+        """``fn(x_batch, y_batch)`` over the test images, concatenated on the CPU; split across
+        the processes of a distributed run unless ``shard`` is False (a random stream that must
+        run in one order)."""
+        return over_batches(self.model, self.x_np if x_np is None else x_np, self.y, fn, batch_size,
+                            self.shards if shard else None)
 
     @functools.cached_property
     def recon(self) -> torch.Tensor:
@@ -133,7 +136,8 @@ class Context:
     def completions(self) -> tuple[torch.Tensor, torch.Tensor]:
         """(draws (n, COMPLETION_DRAWS, *shape), the observed masks (n, 1, H, W)) on the CPU."""
         g = torch.Generator().manual_seed(self.seed)
-        draws = self.over_test(lambda xb, yb: self.model.complete(xb, COMPLETION_DRAWS, generator=g))
+        draws = self.over_test(lambda xb, yb: self.model.complete(xb, COMPLETION_DRAWS, generator=g),
+                               shard=False)
         masks = torch.cat([self.model.observed_mask(min(500, self.n - i)).cpu()
                            for i in range(0, self.n, 500)])  # as over_test's batches get them
         return draws, masks

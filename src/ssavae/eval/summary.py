@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 import torch
@@ -10,16 +11,17 @@ from ..data import Dataset, to_float
 from ..runlog import read_metrics
 from . import figures as fig
 from .evaluate import Context, compute_metrics
-from .infer import encode_all, labels_for
+from .infer import Shards, encode_all, labels_for
 
 
 @torch.no_grad()
-def summarize(model, ds: Dataset, progress: dict) -> dict:
+def summarize(model, ds: Dataset, progress: dict, shards: Optional[Shards] = None) -> dict:
     """The run's summary.json: every registered metric marked ``summary`` (cheap, no evaluator),
-    on the whole test set."""
+    on the whole test set; with ``shards`` every process of a distributed run calls it, computes
+    its block of the test set and gets the same result."""
     out: dict = {"model": model.name, "dataset": ds.name, "steps": progress.get("global_step"),
                  "n_test": int(len(ds.y_test))}
-    out.update(compute_metrics(Context(model, ds), summary_only=True))
+    out.update(compute_metrics(Context(model, ds, shards=shards), summary_only=True))
     return out
 
 
