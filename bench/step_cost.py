@@ -22,19 +22,33 @@ from ssavae.models import Batch, list_models
 from ssavae.runs import build_model
 
 
-def batch_seconds(name: str, x, y, x_lab, y_lab, reps: int) -> float:
+def one_batch(name: str, x, y, x_lab, y_lab):
+    """A function that runs every step of family ``name`` (default config, 10 classes) on the
+    batch once: loss and backward, no optimizer."""
     cfg = build_run_config({"model": {"name": name}, "data": {"name": "synthetic"}})
     model = build_model(cfg, DataInfo(tuple(x.shape[1:]), 10, True))
     steps = [s for phase in model.phases() for s in phase.steps]
-    times = []
-    for _ in range(reps + 1):  # the first is a warm-up
+
+    def run() -> None:
         b = Batch(x, y, x_lab, y_lab)
-        t0 = time.perf_counter()
         for s in steps:
             s.loss(b).loss.backward()
             model.zero_grad(set_to_none=True)
+    return run
+
+
+def median_seconds(fn, reps: int) -> float:
+    """The median of ``reps`` calls after one warm-up call."""
+    times = []
+    for _ in range(reps + 1):
+        t0 = time.perf_counter()
+        fn()
         times.append(time.perf_counter() - t0)
     return statistics.median(times[1:])
+
+
+def batch_seconds(name: str, x, y, x_lab, y_lab, reps: int) -> float:
+    return median_seconds(one_batch(name, x, y, x_lab, y_lab), reps)
 
 
 def main() -> None:
