@@ -92,6 +92,37 @@ def test_atomic_save_leaves_no_partial_file(tmp_path, monkeypatch):
     assert [p.name for p in tmp_path.iterdir()] == ["c.pt"]
 
 
+def test_a_full_disk_during_a_save_keeps_the_previous_checkpoint_and_the_run_resumes(tmp_path, monkeypatch, capsys):
+    """The disk fills up in the middle of the 4th checkpoint write: the command exits 2 with one
+    line, the 3rd checkpoint is intact (its checksum verifies), and --resume with the same
+    command finishes at the uninterrupted run's weights."""
+    import errno
+
+    from ssavae.cli import main
+    from conftest import tiny_cli
+
+    argv = tiny_cli("vae", train={"epochs": 2, "checkpoint_every": 1})
+    real_save, saves = torch.save, []
+
+    def filling_disk(obj, f, *a, **k):
+        saves.append(1)
+        if len(saves) == 4:
+            f.write(b"half a checkpoint")
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_save(obj, f, *a, **k)
+
+    monkeypatch.setattr(torch, "save", filling_disk)
+    assert main(["train", "--out", str(tmp_path / "run"), *argv]) == 2
+    err = capsys.readouterr().err
+    assert "No space left on device" in err and "previous checkpoint is intact" in err
+    assert ckpt_io.load(tmp_path / "run/checkpoints/last.pt")["progress"]["global_step"] == 3
+    assert [p.name for p in (tmp_path / "run/checkpoints").iterdir()] == ["last.pt"]  # no temporary left
+    monkeypatch.setattr(torch, "save", real_save)
+    assert main(["train", "--out", str(tmp_path / "run"), *argv, "--resume"]) == 0
+    assert main(["train", "--out", str(tmp_path / "whole"), *argv]) == 0
+    assert same(weights(tmp_path / "run"), weights(tmp_path / "whole"))
+
+
 @pytest.mark.parametrize("model", ["vae", "ssavae"])
 def test_crash_then_resume_equals_uninterrupted_run_bitwise(tmp_path, monkeypatch, model):
     """A run that dies mid-training (here in step 2 for SSAVAE) and is resumed from its last

@@ -6,7 +6,9 @@ Format 2 (ssavae 0.2): networks are trunks with named heads; format-1 files (ssa
 another parameter layout and are refused with a message."""
 from __future__ import annotations
 
+import hashlib
 import os
+import pickle
 import random
 from pathlib import Path
 from typing import Any
@@ -21,8 +23,35 @@ from .fileio import atomic_path
 FORMAT_VERSION = 2
 
 
+def digest(obj: Any) -> str:
+    """SHA-256 of a checkpoint's content: every tensor's dtype, shape and bytes and every other
+    value, in key order (so a changed byte anywhere in the weights or state is caught on load)."""
+    h = hashlib.sha256()
+
+    def feed(v: Any) -> None:
+        if isinstance(v, dict):
+            for k in sorted(v, key=str):
+                h.update(repr(k).encode())
+                feed(v[k])
+        elif isinstance(v, (list, tuple)):
+            h.update(b"[%d" % len(v))
+            for item in v:
+                feed(item)
+        elif isinstance(v, torch.Tensor):
+            t = v.detach().cpu().contiguous()
+            h.update(f"{t.dtype}{tuple(t.shape)}".encode())
+            h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+        else:
+            h.update(repr(v).encode())
+    feed(obj)
+    return h.hexdigest()
+
+
 def save_atomic(obj: dict, path: str | Path) -> None:
-    """Write to a temporary file in the same folder, then rename: a crash never leaves half a file."""
+    """Write to a temporary file in the same folder (fsync), then rename: a crash or a full disk
+    never leaves half a file, and the previous file stays until the new one is whole. The
+    content's ``checksum`` is stored with it and verified by ``load``."""
+    obj = {**obj, "checksum": digest({k: v for k, v in obj.items() if k != "checksum"})}
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:
             torch.save(obj, f)
@@ -36,8 +65,14 @@ def load(path: str | Path) -> dict:
         raise CheckpointError(f"no checkpoint at {path}")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:  # weights_only refused a global: nothing of it ran
+        raise CheckpointError(f"refusing to load {path}: it holds Python objects besides tensors and plain "
+                              "values (not an ssavae checkpoint, or a file made to run code); nothing in it "
+                              "was executed") from e
     except Exception as e:  # torch raises many kinds for a damaged file
-        raise CheckpointError(f"{path} is not a readable ssavae checkpoint ({e})") from e
+        first = str(e).split(". ")[0].strip()
+        raise CheckpointError(f"{path} is not a readable ssavae checkpoint ({type(e).__name__}: {first}); "
+                              "it may be damaged or cut short: continue from another checkpoint or train again") from e
     if not isinstance(ckpt, dict) or ckpt.get("format_version") is None:
         raise CheckpointError(f"{path} is not an ssavae checkpoint (no format_version)")
     if ckpt["format_version"] > FORMAT_VERSION:
@@ -48,6 +83,10 @@ def load(path: str | Path) -> dict:
                               f"(format {ckpt['format_version']}), whose networks had another "
                               "parameter layout: retrain with this version, or read it with "
                               "pip install 'ssavae<0.2'")
+    stored = ckpt.pop("checksum", None)  # files written before checksums have none
+    if stored is not None and stored != digest(ckpt):
+        raise CheckpointError(f"{path} is damaged (its checksum does not match its content): continue "
+                              "from another checkpoint of the run (checkpoints/) or train again")
     return ckpt
 
 

@@ -10,12 +10,13 @@ import argparse
 import logging
 import sys
 import time
+import traceback
 from pathlib import Path
 from typing import Optional
 
 from . import __version__
 from .config import apply_override, build_run_config, load_file, merge, parse_value
-from .errors import CapabilityError, CheckpointError, ConfigError, DataError, TrainingError
+from .errors import SsavaeError
 
 log = logging.getLogger("ssavae")
 
@@ -36,13 +37,12 @@ EXAMPLES = {
 }
 
 
-class UserError(Exception):
-    """Raised for anything the user can fix; printed as one line, exit status 2."""
+class UserError(SsavaeError):
+    """A command-line mistake; printed as one line, exit status 2."""
 
 
 def _user_errors() -> tuple[type, ...]:
-    return (UserError, ConfigError, DataError, CheckpointError, CapabilityError, TrainingError,
-            FileNotFoundError)
+    return (SsavaeError, FileNotFoundError)
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -363,12 +363,16 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--version", action="version", version=f"ssavae {__version__}")
     p.add_argument("-v", "--verbose", action="store_true")
+    p.add_argument("--debug", action="store_true", help="show the traceback of an error")
     sub = p.add_subparsers(dest="command", required=True)
 
     def add(name, help_):
-        return sub.add_parser(name, help=help_, allow_abbrev=False,
-                              epilog=f"example:\n  {EXAMPLES[name]}",
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
+        sp = sub.add_parser(name, help=help_, allow_abbrev=False, epilog=f"example:\n  {EXAMPLES[name]}",
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
+        # also after the command (SUPPRESS: absent here, the global flag's value stands)
+        sp.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help="show the traceback of an error")
+        return sp
 
     t = add("train", "train a model; writes a run directory")
     _add_run_args(t)
@@ -449,8 +453,10 @@ def main(argv: Optional[list[str]] = None) -> int:
         overrides = parse_overrides(extra)
         return args.func(args, overrides)
     except _user_errors() as e:
+        if args.debug:
+            traceback.print_exc()
         msg = e.args[0] if e.args else str(e)
-        print(f"ssavae {args.command}: error: {msg}", file=sys.stderr)
+        print(f"ssavae {args.command}: error: {' '.join(str(msg).split())}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("ssavae: interrupted; the last checkpoint can be continued with --resume",

@@ -1,25 +1,30 @@
 """The project's error types, one per boundary. A leaf: imports nothing of the package.
 
-Each is a ``ValueError`` the user can fix; the message says what is wrong and how to fix it.
-The CLI prints it as one line and exits with status 2.
+Every one is an ``SsavaeError`` (a ``ValueError``, except ``TrainingError``): something the user
+can fix, with a message that says what is wrong and how to fix it. The CLI prints it as one line
+and exits with status 2 (``--debug`` shows the traceback).
 """
 
 
-class ConfigError(ValueError):
+class SsavaeError(Exception):
+    """Anything the user can fix; the message names the problem and the fix."""
+
+
+class ConfigError(SsavaeError, ValueError):
     """A configuration value or key the user must fix."""
 
 
-class DataError(ValueError):
+class DataError(SsavaeError, ValueError):
     """Input data that cannot be used (missing, corrupt, out of range)."""
 
 
-class CheckpointError(ValueError):
+class CheckpointError(SsavaeError, ValueError):
     """A checkpoint that cannot be used."""
 
 
-class CapabilityError(ValueError):
+class CapabilityError(SsavaeError, ValueError):
     """A call the model's family does not support (e.g. ``y`` for an unconditional family)."""
 
 
-class TrainingError(RuntimeError):
+class TrainingError(SsavaeError, RuntimeError):
     """Training cannot go on (e.g. a non-finite loss); the message says what to try."""

@@ -26,7 +26,7 @@ from . import config as config_mod
 from .config import RunConfig
 from .data import DataInfo, Dataset, InMemoryLoader, LabeledStream, apply_split, labeled_mask, load_dataset
 from .engine import Trainer, make_fabric
-from .errors import ConfigError
+from .errors import CheckpointError, ConfigError
 from .eval.figures import epoch_figures
 from .eval.report import write_report
 from .eval.infer import Shards
@@ -77,6 +77,12 @@ def load_model(run_dir: str | Path, checkpoint: str = "last.pt",
     run_dir = Path(run_dir)
     ck = ckpt_io.load(run_dir / "checkpoints" / checkpoint)
     cfg = config_mod.build_run_config(ck["config"])
+    saved = run_dir / "config.yaml"
+    held, family = ck["config"]["model"]["name"], None
+    if saved.exists() and (family := config_mod.load_file(saved).get("model", {}).get("name")) != held:
+        raise CheckpointError(f"{run_dir / 'checkpoints' / checkpoint} holds a {held} model but the "
+                              f"run directory's config.yaml is of {family}: the checkpoint was copied from "
+                              "another run; put back the run's own checkpoint")
     i = ck["data_info"]
     model = build_model(cfg, DataInfo(tuple(i["shape"]), i["num_classes"], i["unit_range"]), parts)
     model.load_state_dict(ck["model"])
@@ -122,6 +128,10 @@ def _init_from(model: GenerativeModel, src_dir: Path) -> list[str]:
 
 
 def _check_run_dir(run_dir: Path, resume: bool, init_from) -> Path:
+    try:  # before any work: a run must be able to write its results
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ConfigError(f"cannot create the run directory {run_dir} ({e.strerror}); choose another --out") from e
     last = run_dir / "checkpoints" / "last.pt"
     if resume and not last.exists():
         raise ConfigError(f"--resume: no checkpoint in {run_dir / 'checkpoints'}; start a new run")
@@ -162,6 +172,9 @@ def train(cfg: RunConfig, run_dir: str | Path, resume: bool = False,
     fabric.launch()
     torch.manual_seed(cfg.seed)  # the same initial weights on every process
     ds, y_train = prepare_data(cfg, dataset)
+    if cfg.train.batch_size * fabric.world_size > len(y_train) and fabric.global_rank == 0:
+        log.warning("train.batch_size %d (x %d processes) is larger than the %d training examples: each "
+                    "epoch is one batch of them all", cfg.train.batch_size, fabric.world_size, len(y_train))
     model = build_model(cfg, ds, parts)
     torch.manual_seed(cfg.seed * 7919 + fabric.global_rank)  # different noise per process
     resume_from = ckpt_io.load(last) if resume else None

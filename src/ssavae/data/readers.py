@@ -7,8 +7,11 @@ from __future__ import annotations
 
 import gzip
 import io
+import math
 import pickle
 import tarfile
+import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -21,38 +24,42 @@ from ..errors import DataError  # re-exported: every reader raises it
 _IDX_TYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
 
-def _open_maybe_gzip(path: Path) -> bytes:
-    raw = path.read_bytes()
-    if raw[:2] == b"\x1f\x8b":
-        try:
-            return gzip.decompress(raw)
-        except (OSError, EOFError) as e:
-            raise DataError(f"{path}: corrupt gzip data ({e}); download the file again") from e
-    return raw
+MAX_DEFLATE_RATIO = 1032  # the most data deflate can encode per compressed byte
 
 
 def read_idx(path: str | Path) -> np.ndarray:
-    """Read an IDX file (MNIST, Fashion-MNIST), gzipped or not."""
+    """Read an IDX file (MNIST, Fashion-MNIST), gzipped or not. The header is checked against the
+    file's size before the data is read: a header that claims more than the file can hold (even
+    gzipped at deflate's best ratio) is refused without allocating it."""
     path = Path(path)
-    buf = _open_maybe_gzip(path)
-    if len(buf) < 4 or buf[0] != 0 or buf[1] != 0 or buf[2] not in _IDX_TYPES:
-        raise DataError(
-            f"{path}: not an IDX file (bad magic number {buf[:4].hex() or 'empty'}); "
-            "expected e.g. train-images-idx3-ubyte[.gz] from MNIST or Fashion-MNIST"
-        )
-    dtype = np.dtype(_IDX_TYPES[buf[2]])
-    ndim = buf[3]
-    header = 4 + 4 * ndim
-    if len(buf) < header:
-        raise DataError(f"{path}: truncated IDX header")
-    shape = tuple(int.from_bytes(buf[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
-    expected = int(np.prod(shape)) * dtype.itemsize
-    if len(buf) - header != expected:
+    size = path.stat().st_size
+    with open(path, "rb") as raw:
+        gz = raw.read(2) == b"\x1f\x8b"
+    try:
+        with (gzip.open(path, "rb") if gz else open(path, "rb")) as f:
+            head = f.read(4)
+            if len(head) < 4 or head[0] != 0 or head[1] != 0 or head[2] not in _IDX_TYPES:
+                raise DataError(
+                    f"{path}: not an IDX file (bad magic number {head.hex() or 'empty'}); "
+                    "expected e.g. train-images-idx3-ubyte[.gz] from MNIST or Fashion-MNIST")
+            dtype, ndim = np.dtype(_IDX_TYPES[head[2]]), head[3]
+            dims = f.read(4 * ndim)
+            if len(dims) < 4 * ndim:
+                raise DataError(f"{path}: truncated IDX header")
+            shape = tuple(int.from_bytes(dims[4 * i: 4 * i + 4], "big") for i in range(ndim))
+            expected = math.prod(shape) * dtype.itemsize
+            if expected > (MAX_DEFLATE_RATIO if gz else 1) * size:
+                raise DataError(f"{path}: the IDX header claims shape {shape} ({expected:,} bytes), more "
+                                f"than a {size:,}-byte file can hold; the file is damaged: download it again")
+            data = f.read(expected + 1)
+    except (OSError, EOFError, zlib.error) as e:
+        raise DataError(f"{path}: corrupt gzip data ({e}); download the file again") from e
+    if len(data) != expected:
         raise DataError(
             f"{path}: truncated or padded IDX data: header says shape {shape} "
-            f"({expected} bytes) but the file has {len(buf) - header}; download it again"
-        )
-    return np.frombuffer(buf, dtype=dtype, offset=header).reshape(shape).astype(dtype.newbyteorder("="))
+            f"({expected} bytes) but the file has {len(data)}{'' if len(data) <= expected else ' or more'}; "
+            "download it again")
+    return np.frombuffer(data, dtype=dtype).reshape(shape).astype(dtype.newbyteorder("="))
 
 
 def read_idx_pair(images: Path, labels: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -244,17 +251,40 @@ def as_images_or_vectors(x: np.ndarray, where: str) -> np.ndarray:
     x = x.astype(np.float32)
     if not np.isfinite(x).all():
         raise DataError(f"{where}: array contains NaN or infinite values; clean or impute them")
+    if x.ndim == 4 and (x.min() < 0 or x.max() > 1):
+        raise DataError(f"{where}: images of floats must lie in [0, 1], these span [{x.min():g}, {x.max():g}]; "
+                        "divide 0..255 pixels by 255 or store them as uint8")
     return x
+
+
+def _check_npz_headers(path: Path) -> None:
+    """Every array's header against the bytes the archive holds for it, before numpy allocates
+    the array: a header claiming more than its member can hold (even compressed at deflate's best
+    ratio) is refused."""
+    with zipfile.ZipFile(path) as z:
+        for info in z.infolist():
+            with z.open(info) as f:
+                major, _ = np.lib.format.read_magic(f)
+                read_header = np.lib.format.read_array_header_1_0 if major == 1 else \
+                    np.lib.format.read_array_header_2_0
+                shape, _, dtype = read_header(f)
+            claimed = math.prod(shape) * dtype.itemsize
+            if claimed > min(info.file_size, MAX_DEFLATE_RATIO * info.compress_size):
+                raise DataError(f"{path}: array {info.filename} claims shape {shape} ({claimed:,} bytes) "
+                                f"but the archive holds {info.file_size:,} bytes for it; the file is damaged")
 
 
 def read_npz(path: str | Path) -> dict[str, np.ndarray]:
     """A ``.npz`` with ``x_train`` (and optional ``y_train``, ``x_test``, ``y_test``), or ``x``/``y``."""
     path = Path(path)
     try:
+        _check_npz_headers(path)
         with np.load(path, allow_pickle=False) as f:
             arrays = {k: f[k] for k in f.files}
-    except (OSError, ValueError) as e:
-        raise DataError(f"{path}: cannot read as .npz ({e})") from e
+    except DataError:
+        raise
+    except Exception as e:  # zipfile and numpy raise many kinds for a damaged archive
+        raise DataError(f"{path}: cannot read as .npz ({type(e).__name__}: {e})") from e
     if "x_train" not in arrays and "x" in arrays:
         arrays["x_train"] = arrays.pop("x")
         if "y" in arrays:
@@ -315,7 +345,7 @@ def read_image_folder(path: str | Path, size: int | None = None,
     All images are converted to the first image's mode (grayscale or RGB) and size unless
     ``size`` / ``channels`` are given.
     """
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
 
     path = Path(path)
     if not path.is_dir():
@@ -329,10 +359,16 @@ def read_image_folder(path: str | Path, size: int | None = None,
             if f.suffix.lower() not in _IMAGE_SUFFIXES:
                 continue
             try:
-                img = Image.open(f)
+                img = Image.open(f)  # reads the header only
+                claimed = img.width * img.height * len(img.getbands())
+                if claimed > MAX_DEFLATE_RATIO * f.stat().st_size:
+                    raise DataError(f"{f}: the header claims a {img.width}x{img.height} image, more than "
+                                    f"its {f.stat().st_size:,} bytes can hold; the file is damaged")
                 img.load()
-            except (UnidentifiedImageError, OSError) as e:
-                raise DataError(f"{f}: not a readable image ({e})") from e
+            except DataError:
+                raise
+            except Exception as e:  # PIL raises many kinds for a damaged file (SyntaxError, struct.error...)
+                raise DataError(f"{f}: not a readable image ({type(e).__name__}: {e})") from e
             if channels is None:
                 channels = 1 if img.mode in ("1", "L", "I", "F", "I;16") else 3
             img = img.convert("L" if channels == 1 else "RGB")

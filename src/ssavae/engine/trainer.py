@@ -148,7 +148,12 @@ class Trainer:
         state = ckpt_io.make(self.model, self.optimizers, self.progress, self.cfg.to_dict())
         path = self.run_dir / "checkpoints" / name
         if self.fabric.global_rank == 0:
-            ckpt_io.save_atomic(state, path)
+            try:
+                ckpt_io.save_atomic(state, path)
+            except OSError as e:  # a full disk, a quota, a vanished folder: the previous file stands
+                raise TrainingError(f"cannot write the checkpoint {path} ({e.strerror or e}); the previous "
+                                    "checkpoint is intact: free space (or fix the folder) and continue "
+                                    "with --resume") from e
         self.fabric.barrier()
         return path
 
@@ -209,6 +214,11 @@ class Trainer:
                                 "examples, but the training data has none: keep some labels "
                                 "(data.labels_per_class or data.label_fraction) or use labeled data")
         if wants:
+            classes = self.labeled.y.unique()
+            if len(classes) < 2:
+                raise TrainingError(f"{self.model.name}'s step(s) {', '.join(wants)} learn to classify, but "
+                                    f"every labeled example is of class {int(classes[0])}: keep labels of "
+                                    "at least two classes")
             self.model.check_batch(*self.labeled.batch(0))
 
     def _run_phase(self, pi: int, phase: Phase, phases: list[Phase]) -> bool:

@@ -166,6 +166,12 @@ class Context:
 COMPLETION_DRAWS = 4  # completions drawn per test image for the completion metrics
 
 
+def _ratio(value: float, real: float) -> float:
+    """A measure of generated images relative to the real ones' (NaN when the real images have
+    none of it, e.g. flat images without texture)."""
+    return value / real if real else float("nan")
+
+
 def _classifier(c: Context) -> bool:
     return c.model.has_classifier
 
@@ -222,12 +228,12 @@ def _class_consistency(c):
 
 @metric("reconstruction.sharpness_vs_real", "", _image)
 def _recon_sharpness(c):
-    return float(sharpness(c.recon).mean()) / c.real_sharpness
+    return _ratio(float(sharpness(c.recon).mean()), c.real_sharpness)
 
 
 @metric("reconstruction.texture_vs_real", "recon texture / real", _image, summary=True)
 def _recon_texture(c):
-    return float(high_frequency_power(c.recon).mean()) / c.real_texture
+    return _ratio(float(high_frequency_power(c.recon).mean()), c.real_texture)
 
 
 @metric("reconstruction.peaks_vs_real", "recon spectral peaks / real", _image)
@@ -252,12 +258,12 @@ def _recall(c):
 
 @metric("generation.sharpness_vs_real", "sample sharpness / real", _image)
 def _sample_sharpness(c):
-    return float(sharpness(c.samples.float()).mean()) / c.real_sharpness
+    return _ratio(float(sharpness(c.samples.float()).mean()), c.real_sharpness)
 
 
 @metric("generation.texture_vs_real", "sample texture / real", _image)
 def _sample_texture(c):
-    return float(high_frequency_power(c.samples).mean()) / c.real_texture
+    return _ratio(float(high_frequency_power(c.samples).mean()), c.real_texture)
 
 
 @metric("generation.peaks_vs_real", "sample spectral peaks / real", _image)

@@ -136,10 +136,11 @@ def canvas_figures(model, ds: Dataset, figures: Path, seed: int = 0, n: int = 8)
 
 
 def _interpolations(model, ds: Dataset, figures: Path) -> Path:
-    x = to_float(ds.x_test[:16]).to(model.device)
-    y = torch.from_numpy(ds.y_test[:16]).to(model.device) if model.conditional else None
-    rows = interpolations(model, x[:8], x[8:16], y_a=None if y is None else y[:8],
-                          y_b=None if y is None else y[8:16])
+    n = min(8, len(ds.y_test) // 2)  # pairs (a small test set gives fewer rows)
+    x = to_float(ds.x_test[:2 * n]).to(model.device)
+    y = torch.from_numpy(ds.y_test[:2 * n]).to(model.device) if model.conditional else None
+    rows = interpolations(model, x[:n], x[n:], y_a=None if y is None else y[:n],
+                          y_b=None if y is None else y[n:])
     return fig.save_grid(figures / "interpolations.png", rows, nrow=10)
 
 

@@ -1,0 +1,94 @@
+"""Kill test: SSAVAE runs (both steps, a checkpoint after every batch) killed with SIGKILL at
+random moments, resumed with the command that started them plus ``--resume`` (again after each
+further kill) until they finish; each run's final weights are compared bitwise with an
+uninterrupted run's. A kill that leaves a checkpoint's temporary file behind landed inside a
+checkpoint write.
+
+    python bench/kill_resume.py [--runs 10] [--seed 0] [--out DIR]
+"""
+from __future__ import annotations
+
+import argparse
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+ARGS = ["--model", "ssavae", "--data", "synthetic", "--data.limit_train", "512", "--data.limit_test", "64",
+        "--data.labels_per_class", "16", "--model.arch", "mlp", "--model.hidden", "32",
+        "--model.mlp_hidden", "[64]", "--model.vec_epochs", "3", "--model.decoder_epochs", "2",
+        "--train.batch_size", "32", "--train.checkpoint_every", "1", "--train.progress", "false",
+        "--train.sample_every", "0", "--train.threads", "1"]
+
+
+def command(out: Path, resume: bool = False) -> list[str]:
+    return [sys.executable, "-m", "ssavae", "train", "--out", str(out), *ARGS, *(["--resume"] if resume else [])]
+
+
+def weights(run: Path) -> dict:
+    return torch.load(run / "checkpoints" / "last.pt", map_location="cpu", weights_only=True)["model"]
+
+
+def started(run: Path) -> bool:
+    return (run / "checkpoints" / "last.pt").exists()
+
+
+def killed_run(out: Path, rng: random.Random, span: float) -> dict:
+    """One run, killed at random moments (the first within ``span`` seconds) until it finishes."""
+    kills = in_write = 0
+    resume = False
+    while True:
+        p = subprocess.Popen(command(out, resume and started(out)), stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE)
+        try:
+            p.wait(timeout=rng.uniform(0.2, 1.0) * span)
+        except subprocess.TimeoutExpired:
+            p.send_signal(signal.SIGKILL)
+            p.wait()
+            kills += 1
+            in_write += any((out / "checkpoints").glob(".*.tmp"))
+            resume = True
+            continue
+        if p.returncode != 0:
+            raise RuntimeError(f"{out}: exit {p.returncode}: {p.stderr.read().decode()[-2000:]}")
+        return {"kills": kills, "inside_a_write": in_write}
+
+
+def run_kill_test(runs: int, seed: int, root: Path) -> list[dict]:
+    rng = random.Random(seed)
+    t0 = time.perf_counter()
+    subprocess.run(command(root / "reference"), check=True, stdout=subprocess.DEVNULL)
+    span = time.perf_counter() - t0  # an uninterrupted run, start-up included
+    ref = weights(root / "reference")
+    results = []
+    for i in range(runs):
+        out = root / f"killed{i}"
+        r = killed_run(out, rng, span)
+        w = weights(out)
+        r["bitwise_equal"] = w.keys() == ref.keys() and all(torch.equal(w[k], ref[k]) for k in ref)
+        results.append(r)
+    return results
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", type=int, default=10)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", default=None, help="folder for the runs (default: a temporary one)")
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        results = run_kill_test(args.runs, args.seed, Path(args.out or tmp))
+    for i, r in enumerate(results):
+        print(f"run {i}: {r['kills']} kill(s), {r['inside_a_write']} inside a checkpoint write, "
+              f"final weights bitwise equal: {r['bitwise_equal']}")
+    print(f"{sum(r['bitwise_equal'] for r in results)} of {len(results)} runs equal the uninterrupted run; "
+          f"{sum(r['kills'] for r in results)} kills, {sum(r['inside_a_write'] for r in results)} inside a write")
+
+
+if __name__ == "__main__":
+    main()
