@@ -41,22 +41,21 @@ def started(run: Path) -> bool:
 def killed_run(out: Path, rng: random.Random, span: float) -> dict:
     """One run, killed at random moments (the first within ``span`` seconds) until it finishes."""
     kills = in_write = 0
-    resume = False
     while True:
-        p = subprocess.Popen(command(out, resume and started(out)), stdout=subprocess.DEVNULL,
-                             stderr=subprocess.PIPE)
-        try:
-            p.wait(timeout=rng.uniform(0.2, 1.0) * span)
+        p = subprocess.Popen(command(out, started(out)), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:  # the first kill always lands before the end (a fresh run takes about span)
+            p.wait(timeout=rng.uniform(0.1, 0.8 if kills == 0 else 1.0) * span)
         except subprocess.TimeoutExpired:
             p.send_signal(signal.SIGKILL)
             p.wait()
             kills += 1
+            # a temporary checkpoint left behind (a resumed run clears them first)
             in_write += any((out / "checkpoints").glob(".*.tmp"))
-            resume = True
             continue
         if p.returncode != 0:
             raise RuntimeError(f"{out}: exit {p.returncode}: {p.stderr.read().decode()[-2000:]}")
-        return {"kills": kills, "inside_a_write": in_write}
+        return {"kills": kills, "inside_a_write": in_write,
+                "temporaries_left": len(list((out / "checkpoints").glob(".*.tmp")))}
 
 
 def run_kill_test(runs: int, seed: int, root: Path) -> list[dict]:
@@ -85,7 +84,7 @@ def main() -> None:
         results = run_kill_test(args.runs, args.seed, Path(args.out or tmp))
     for i, r in enumerate(results):
         print(f"run {i}: {r['kills']} kill(s), {r['inside_a_write']} inside a checkpoint write, "
-              f"final weights bitwise equal: {r['bitwise_equal']}")
+              f"final weights bitwise equal: {r['bitwise_equal']}, temporary files left: {r['temporaries_left']}")
     print(f"{sum(r['bitwise_equal'] for r in results)} of {len(results)} runs equal the uninterrupted run; "
           f"{sum(r['kills'] for r in results)} kills, {sum(r['inside_a_write'] for r in results)} inside a write")
 

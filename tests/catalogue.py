@@ -281,6 +281,8 @@ CASES: list[Case] = [
          lambda t: train(t, "--data", "synthetic", "--train.lr", "-1"), "lr"),
     Case("config-choice", "a value outside a field's choices",
          lambda t: train(t, "--data", "synthetic", "--train.optimizer", "adamm"), "optimizer"),
+    Case("best-metric-unknown", "keeping the best checkpoint by a value the family does not log",
+         lambda t: train(t, "--data", "synthetic", "--train.best_metric", "vae/acc"), "vae/loss"),
     Case("model-unknown", "a model family that does not exist",
          lambda t: train(t, "--data", "synthetic", model="vea"), "vea"),
     Case("config-file-missing", "a --config file that does not exist",

@@ -92,6 +92,20 @@ def test_atomic_save_leaves_no_partial_file(tmp_path, monkeypatch):
     assert [p.name for p in tmp_path.iterdir()] == ["c.pt"]
 
 
+@pytest.mark.parametrize("mode", ["min", "max"])
+def test_last_epoch_checkpoints_are_kept_and_best_follows_the_chosen_metric(tmp_path, mode):
+    r = run(tmp_path, mode, train={"epochs": 4, "keep_checkpoints": 2, "best_metric": "vae/loss", "best_mode": mode})
+    ckpts = r.run_dir / "checkpoints"
+    kept = sorted(p.name for p in ckpts.glob("epoch-*.pt"))
+    assert kept == ["epoch-00000012-train-003.pt", "epoch-00000016-train-004.pt"]  # 4 batches an epoch
+    rows = [row for row in read_metrics(r.run_dir) if "vae/loss" in row]
+    means = [sum(x["vae/loss"] for x in rows if x["epoch"] == e) / 4 for e in range(4)]
+    want = (min if mode == "min" else max)(range(4), key=means.__getitem__) + 1
+    best = ckpt_io.load(ckpts / "best.pt")
+    assert best["progress"]["best"]["epoch"] == want and best["progress"]["global_step"] == 4 * want
+    assert best["progress"]["best"]["value"] == pytest.approx(means[want - 1], rel=1e-4)
+
+
 def test_a_full_disk_during_a_save_keeps_the_previous_checkpoint_and_the_run_resumes(tmp_path, monkeypatch, capsys):
     """The disk fills up in the middle of the 4th checkpoint write: the command exits 2 with one
     line, the 3rd checkpoint is intact (its checksum verifies), and --resume with the same

@@ -1,5 +1,5 @@
 """SIGKILL at random moments, then ``--resume`` with the original command line: the finished run's
-weights equal an uninterrupted run's, bit for bit (bench/kill_resume.py; 10 runs under -m slow)."""
+weights equal an uninterrupted run's, bit for bit (bench/kill_resume.py: 1 run here, 10 under -m slow)."""
 import sys
 from pathlib import Path
 
@@ -12,10 +12,11 @@ from kill_resume import run_kill_test  # noqa: E402
 def _check(results):
     assert sum(r["kills"] for r in results) >= 1  # the runs were interrupted
     assert all(r["bitwise_equal"] for r in results), results
+    assert all(r["kills"] >= 1 and r["temporaries_left"] == 0 for r in results), results
 
 
 def test_killed_runs_resume_to_the_uninterrupted_weights(tmp_path):
-    _check(run_kill_test(2, seed=1, root=tmp_path))
+    _check(run_kill_test(1, seed=1, root=tmp_path))
 
 
 @pytest.mark.slow

@@ -68,6 +68,9 @@ class TrainConfig:
     threads: Optional[int] = None  # torch CPU threads; null = torch default
     log_every: int = 50  # steps between metric rows
     checkpoint_every: int = 500  # steps between periodic checkpoints (plus one per epoch)
+    keep_checkpoints: int = 0  # also keep the last N epoch-end checkpoints (epoch-STEP-PHASE-EPOCH.pt)
+    best_metric: Optional[str] = None  # e.g. "vae/loss": best.pt = the epoch with the best mean of it
+    best_mode: Literal["min", "max"] = "min"
     sample_every: int = 1  # epochs between sample/reconstruction grids; 0 disables
     progress: bool = True  # rich progress bar with the live losses
     tensorboard: bool = False  # also log to TensorBoard (needs the [tensorboard] extra)
@@ -80,7 +83,8 @@ class TrainConfig:
 
     def validate(self) -> None:
         at_least = {"epochs": 0, "batch_size": 1, "labeled_batch_size": 1, "overfit_batches": 0,
-                    "log_every": 1, "checkpoint_every": 1, "sample_every": 0, "num_nodes": 1}
+                    "log_every": 1, "checkpoint_every": 1, "sample_every": 0, "num_nodes": 1,
+                    "keep_checkpoints": 0}
         for name, low in at_least.items():
             if getattr(self, name) < low:
                 raise ValueError(f"train.{name} must be >= {low}, got {getattr(self, name)}")

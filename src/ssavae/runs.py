@@ -140,6 +140,8 @@ def _check_run_dir(run_dir: Path, resume: bool, init_from) -> Path:
                           "another --out")
     if resume and init_from:
         raise ConfigError("use either --resume or --init-from, not both")
+    for stale in last.parent.glob(".*.tmp"):  # left by a process killed inside a checkpoint write
+        stale.unlink(missing_ok=True)
     return last
 
 

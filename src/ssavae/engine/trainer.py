@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import math
+import shutil
 import signal
 import time
 from contextlib import contextmanager, nullcontext
@@ -29,6 +30,7 @@ import torch
 from .. import checkpoint as ckpt_io
 from ..config import RunConfig, TrainConfig
 from ..errors import TrainingError
+from ..fileio import atomic_path
 from ..models.base import Batch, GenerativeModel, Phase, Step
 from ..runlog import MetricsWriter
 from .guard import GuardError, StabilityGuard
@@ -74,6 +76,7 @@ class Trainer:
         self.fabric = fabric if fabric is not None else make_fabric(cfg.train)
         self.on_epoch_end = on_epoch_end
         self._stop_requested = False
+        self._epoch_means: dict = {}  # train.best_metric: the running sums, then the epoch's means
         self._deadline: Optional[float] = None  # wall-clock end of the current phase's budget
         self._guard: Optional[StabilityGuard] = None  # set by fit (train.guard)
         self.progress = {"phase": 0, "epoch": 0, "batch": 0, "global_step": 0, "phase_step": 0,
@@ -157,6 +160,36 @@ class Trainer:
         self.fabric.barrier()
         return path
 
+    def _track_best(self, phase: Phase, means: dict) -> bool:
+        """Whether this epoch's mean of train.best_metric is the best so far (then recorded, with
+        the epoch, in progress["best"], which the epoch's checkpoint carries)."""
+        tc = self.train_cfg
+        if tc.best_metric is None:
+            return False
+        if tc.best_metric not in means:
+            raise TrainingError(f"train.best_metric {tc.best_metric!r} is not logged by {self.model.name} in phase "
+                                f"{phase.name}; logged: {', '.join(sorted(means))}")
+        value, best = means[tc.best_metric], self.progress.get("best")
+        if best is not None and not (value < best["value"] if tc.best_mode == "min" else value > best["value"]):
+            return False
+        self.progress["best"] = {"metric": tc.best_metric, "value": value, "phase": phase.name,
+                                 "epoch": self.progress["epoch"]}
+        return True
+
+    def _keep_epoch_copies(self, phase: Phase, best: bool) -> None:
+        """After an epoch's checkpoint: a copy kept as epoch-STEP-PHASE-EPOCH.pt (the last
+        train.keep_checkpoints of them), and one as best.pt when the epoch is the best."""
+        if self.fabric.global_rank != 0:
+            return
+        keep, last = self.train_cfg.keep_checkpoints, self.run_dir / "checkpoints" / "last.pt"
+        if keep:
+            name = f"epoch-{self.progress['global_step']:08d}-{phase.name}-{self.progress['epoch']:03d}.pt"
+            _copy_atomic(last, last.with_name(name))
+            for old in sorted(last.parent.glob("epoch-*.pt"))[:-keep]:  # oldest first
+                old.unlink()
+        if best:
+            _copy_atomic(last, last.with_name("best.pt"))
+
     def restore(self, ckpt: dict) -> None:
         self.model.load_state_dict(ckpt["model"])
         for name, state in ckpt["optimizers"].items():
@@ -239,7 +272,12 @@ class Trainer:
             if not self._run_epoch(pi, phase, epochs):
                 break  # out of steps or of this phase's time
             self.progress.update(epoch=self.progress["epoch"] + 1, batch=0)
-            self.save_checkpoint()
+            previous = self.progress.get("best")
+            improved = self._track_best(phase, self._epoch_means.pop("__epoch__", {}))
+            if self.save_checkpoint() is not None:
+                self._keep_epoch_copies(phase, improved)
+            elif improved:  # not saved (the stability guard): this epoch is not the best on disk
+                self.progress["best"] = previous
             if self.on_epoch_end and self.fabric.global_rank == 0:
                 self.on_epoch_end(self, phase, self.progress["epoch"] - 1)
                 self._set_modes(phase)  # a callback may have switched modes to draw figures
@@ -275,9 +313,22 @@ class Trainer:
                 t = (epoch * n_batches + bi) / max(1, epochs * n_batches)
                 self._scale_lr(phase, 0.5 * (1 + math.cos(math.pi * t)))
             self._run_batch(phase, x, y, running)
+            self._accumulate(running)
             self.progress["batch"] = bi + 1
             self._after_batch(phase, epoch, bi + 1 == n_batches, running)
         return self.progress["batch"] >= n_batches
+
+    def _accumulate(self, running: dict) -> None:
+        """The epoch's running sums of this batch's logged values (for train.best_metric)."""
+        if self.train_cfg.best_metric is None:
+            return
+        sums = self._epoch_means.setdefault("__sums__", {})
+        for k, vals in running.items():
+            total, n = sums.get(k, (0.0, 0))
+            sums[k] = (total + float(vals[-1]), n + 1)
+        if self.progress["batch"] + 1 == self._epoch_batches():
+            self._epoch_means["__epoch__"] = {k: t / n for k, (t, n) in sums.items()}
+            sums.clear()
 
     def _epoch_batches(self) -> int:
         if self._fixed is not None:
@@ -407,6 +458,11 @@ class Trainer:
                 if self.fabric.world_size > 1 else v
             row[k] = round(float(v), 6)
         return row
+
+
+def _copy_atomic(src: Path, dst: Path) -> None:
+    with atomic_path(dst) as tmp:
+        shutil.copyfile(src, tmp)
 
 
 def check_contract(model: GenerativeModel, groups: dict[str, list]) -> None:
