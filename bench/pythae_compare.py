@@ -8,7 +8,7 @@ Adam at the same learning rate, interleaved A/B per repetition so that machine n
 alike. Each side is timed for a short and a long run and the difference gives the steady
 per-step cost (one-off set-up does not count). The objectives are each library's own for that
 family (identical for the VAE; pythae's AAE and VAEGAN losses differ in details from ours, see
-docs/benchmarks.md), so the final losses are printed for the VAE only.
+docs/performance.md), so the final losses are printed for the VAE only.
 
 pythae is installed only for this benchmark, beside the project in its own environment:
 
