@@ -227,11 +227,30 @@ def test_csv_table_and_errors(tmp_path):
     assert ds.info.shape == (2,)
     assert (np.concatenate([ds.y_train, ds.y_test]) == -1).sum() == 1
     (tmp_path / "bad.csv").write_text("a,b\n1,x\n")
-    with pytest.raises(DataError, match="must be a number"):
+    with pytest.raises(DataError, match="'b' holds 'x', not a number"):
         readers.read_csv(tmp_path / "bad.csv")
     (tmp_path / "ragged.csv").write_text("a,b\n1,2,3\n")
     with pytest.raises(DataError, match="3 cells"):
         readers.read_csv(tmp_path / "ragged.csv")
+
+
+def test_csv_with_quotes_named_labels_a_marker_and_a_stratified_test_split(tmp_path):
+    """Quoted fields (a comma inside a header), class names kept, a chosen label column and
+    unlabeled marker; the test split holds labeled rows of every class."""
+    rows = ['"width, cm";height;species']
+    for i in range(60):
+        name = ["setosa", "versicolor", "virginica"][i % 3]
+        rows.append(f"{i * 0.1:.1f};{i % 7};{name if i < 30 else '?'}")
+    (tmp_path / "t.csv").write_text("\n".join(rows) + "\n")
+    x, y, classes = readers.read_csv(tmp_path / "t.csv", "species", "?")
+    assert x.shape == (60, 2) and classes == ["setosa", "versicolor", "virginica"]
+    assert (y[:30] == np.arange(30) % 3).all() and (y[30:] == -1).all()
+    ds = load_dataset(f"csv:{tmp_path / 't.csv'}", label_column="species", unlabeled="?")
+    assert ds.classes == classes
+    assert sorted(set(ds.y_test[ds.y_test >= 0].tolist())) == [0, 1, 2]  # every class is tested
+    assert len(ds.y_test) + len(ds.y_train) == 60
+    (tmp_path / "n.csv").write_text("a,label\n" + "".join(f"{i},{1 + i % 3}\n" for i in range(9)))
+    assert readers.read_csv(tmp_path / "n.csv")[2] == ["1", "2", "3"]  # numbers: 3 classes, not 4
 
 
 def test_image_folder(tmp_path):

@@ -29,6 +29,16 @@ def test_accuracy_and_mse_on_hand_cases():
     assert torch.allclose(pixel_mse(a, a + 0.5), torch.full((2,), 0.25))
 
 
+def test_wilson_interval_on_published_cases():
+    from ssavae.eval.metrics import wilson_interval
+
+    lo, hi = wilson_interval(1.0, 10)  # 10 of 10 right: [0.722, 1]
+    assert lo == pytest.approx(0.7225, abs=1e-3) and hi == 1.0
+    lo, hi = wilson_interval(0.5, 100)  # [0.404, 0.596]
+    assert lo == pytest.approx(0.4038, abs=1e-3) and hi == pytest.approx(0.5962, abs=1e-3)
+    assert all(v != v for v in wilson_interval(0.5, 0))
+
+
 def test_evaluator_learns_is_cached_and_deterministic(tmp_path):
     ds = make_synthetic(1000, 100)
     ev = get_evaluator(ds, epochs=5, cache=tmp_path)

@@ -172,7 +172,11 @@ def _print_result(result) -> None:
     table.add_column("metric")
     table.add_column("value", justify="right")
     for k, v in result.summary.items():
-        if isinstance(v, float):
+        if k == "classification.accuracy" and "classification.n_labeled" in result.summary:
+            lo, hi = result.summary.get("classification.accuracy_ci95", [float("nan")] * 2)
+            table.add_row(k, f"{v:.4f} on {result.summary['classification.n_labeled']} labeled "
+                             f"(95 % CI {lo:.3f}-{hi:.3f})")
+        elif isinstance(v, float):
             table.add_row(k, f"{v:.4f}")
     console = Console()
     console.print(table)

@@ -9,6 +9,7 @@ Debian's package first where apt is there. The library itself never runs a packa
 from __future__ import annotations
 
 import functools
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,8 @@ from ..registry import Registry
 from . import readers
 from .readers import DataError
 
+
+log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class DataInfo:
@@ -137,16 +140,18 @@ def locate(name: str, data_dir: Optional[str] = None) -> Path:
     )
 
 
-def load_dataset(name: str, data_dir: Optional[str] = None) -> Dataset:
-    """Load a registered dataset, or ``npz:PATH``, ``csv:PATH``, ``folder:PATH`` for user data."""
+def load_dataset(name: str, data_dir: Optional[str] = None, label_column: str = "label",
+                 unlabeled: str = "") -> Dataset:
+    """Load a registered dataset, or ``npz:PATH``, ``csv:PATH``, ``folder:PATH`` for user data
+    (``label_column`` and the ``unlabeled`` marker: for csv)."""
     kind, sep, target = name.partition(":")
     if sep:
-        return _load_user_data(kind, target)
+        return _load_user_data(kind, target, label_column, unlabeled)
     folder = locate(name, data_dir)  # explains an unknown name or missing files
     return DATASETS.get(name).load(folder)
 
 
-def _load_user_data(kind: str, target: str) -> Dataset:
+def _load_user_data(kind: str, target: str, label_column: str = "label", unlabeled: str = "") -> Dataset:
     path = Path(target).expanduser()
     if not path.exists():
         raise DataError(f"{kind}:{target}: {path} does not exist")
@@ -156,19 +161,39 @@ def _load_user_data(kind: str, target: str) -> Dataset:
         x_te, y_te = a.get("x_test"), a.get("y_test")
         classes = None
     elif kind == "csv":
-        x_tr, y_tr = readers.read_csv(path)
-        x_te = y_te = classes = None
+        x_tr, y_tr, classes = readers.read_csv(path, label_column, unlabeled)
+        x_te = y_te = None
     elif kind == "folder":
         x_tr, y_tr, classes = readers.read_image_folder(path)
         x_te = y_te = None
     else:
         raise DataError(f"unknown data source {kind!r}; use npz:PATH, csv:PATH or folder:PATH")
-    if x_te is None:  # hold out a fixed 10 % as the test split
-        x_tr, y_tr, x_te, y_te = _holdout(x_tr, y_tr, fraction=0.1, seed=0)
+    if x_te is None:  # hold out a fixed 10 %, stratified, as the test split
+        x_tr, y_tr, x_te, y_te = _stratified_holdout(x_tr, y_tr, fraction=0.1, seed=0)
     if classes is None:
         k = int(max(y_tr.max(initial=-1), y_te.max(initial=-1))) + 1
         classes = [str(i) for i in range(max(k, 1))]
     return Dataset(f"{kind}:{path.name}", x_tr, y_tr, x_te, y_te, classes)
+
+
+def _stratified_holdout(x, y, fraction: float, seed: int):
+    """The test split of user data: ``fraction`` of each class's labeled rows (at least one where
+    a class has two or more, so every such class is tested) and of the unlabeled rows."""
+    rng = np.random.default_rng(seed)
+    test = []
+    for c in np.unique(y):
+        rows = rng.permutation(np.flatnonzero(y == c))
+        k = int(round(fraction * len(rows)))
+        if c >= 0 and len(rows) >= 2:
+            k = max(k, 1)
+        elif c >= 0:
+            log.warning("class %d has a single labeled row: it stays in training, none in the test split", c)
+        test.append(rows[:min(k, len(rows) - 1)])
+    te = np.sort(np.concatenate(test)) if test else np.array([], np.int64)
+    if len(te) == 0:
+        te = np.array([rng.integers(len(x))])
+    tr = np.setdiff1d(np.arange(len(x)), te)
+    return x[tr], y[tr], x[te], y[te]
 
 
 def _holdout(x, y, fraction: float, seed: int):

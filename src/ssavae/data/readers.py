@@ -5,6 +5,7 @@ Images come back as uint8 ``(N, C, H, W)``; labels as int64 ``(N,)``; feature ta
 """
 from __future__ import annotations
 
+import csv
 import gzip
 import io
 import math
@@ -13,6 +14,7 @@ import tarfile
 import zipfile
 import zlib
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 
@@ -304,35 +306,66 @@ def read_npz(path: str | Path) -> dict[str, np.ndarray]:
     return out
 
 
-def read_csv(path: str | Path, label_column: str = "label") -> tuple[np.ndarray, np.ndarray]:
-    """A numeric CSV table with a header; the column ``label`` (if present) holds y (-1 or empty
-    = unlabeled), every other column is a feature."""
+def read_csv(path: str | Path, label_column: str = "label",
+             unlabeled: str = "") -> tuple[np.ndarray, np.ndarray, Optional[list[str]]]:
+    """A CSV table with a header line, read by the csv module (quoted fields, any dialect the
+    sniffer recognises): every column but ``label_column`` is a numeric feature. Label cells
+    may be numbers or names; an empty cell, ``unlabeled`` or -1 marks an unlabeled row. Returns
+    (x, y, class names): names sorted (numbers numerically) and y their indices, -1 unlabeled;
+    names None without a label column (every row unlabeled)."""
     path = Path(path)
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as e:
         raise DataError(f"{path}: cannot read as text ({e})") from e
-    lines = [ln for ln in text.splitlines() if ln.strip()]
-    if len(lines) < 2:
-        raise DataError(f"{path}: needs a header line and at least one row")
-    header = [h.strip() for h in lines[0].split(",")]
-    rows = []
-    for i, ln in enumerate(lines[1:], start=2):
-        cells = [c.strip() for c in ln.split(",")]
-        if len(cells) != len(header):
-            raise DataError(f"{path}:{i}: {len(cells)} cells but the header has {len(header)}")
-        rows.append(cells)
-    yi = header.index(label_column) if label_column in header else None
-    feat_cols = [j for j in range(len(header)) if j != yi]
     try:
-        x = np.array([[float(r[j]) for j in feat_cols] for r in rows], dtype=np.float32)
-        y = np.array([float(r[yi]) if r[yi] != "" else -1.0 for r in rows]) if yi is not None \
-            else np.full(len(rows), -1.0)
-    except ValueError as e:
-        raise DataError(f"{path}: every cell must be a number ({e})") from e
+        dialect = csv.Sniffer().sniff(text[:4096], delimiters=",;\t")
+    except csv.Error:
+        dialect = csv.excel
+    try:
+        rows = [r for r in csv.reader(io.StringIO(text), dialect) if any(c.strip() for c in r)]
+    except csv.Error as e:
+        raise DataError(f"{path}: not a readable CSV table ({e})") from e
+    if len(rows) < 2:
+        raise DataError(f"{path}: needs a header line and at least one row")
+    header = [h.strip() for h in rows[0]]
+    for i, r in enumerate(rows[1:], start=2):
+        if len(r) != len(header):
+            raise DataError(f"{path}:{i}: {len(r)} cells but the header has {len(header)}")
+    yi = header.index(label_column) if label_column in header else None
+    feat = [j for j in range(len(header)) if j != yi]
+    if not feat:
+        raise DataError(f"{path}: no feature columns besides {label_column!r}")
+    x = np.empty((len(rows) - 1, len(feat)), np.float32)
+    for i, r in enumerate(rows[1:]):
+        for jj, j in enumerate(feat):
+            try:
+                x[i, jj] = float(r[j])
+            except ValueError:
+                raise DataError(f"{path}:{i + 2}: column {header[j]!r} holds {r[j]!r}, not a number; every "
+                                f"column but the label column ({label_column!r}) must be numeric") from None
     if not np.isfinite(x).all():
         raise DataError(f"{path}: the table contains NaN or infinite values; clean or impute them")
-    return x, _check_labels(y, str(path))
+    if yi is None:
+        return x, np.full(len(x), -1, np.int64), None
+    cells = [r[yi].strip() for r in rows[1:]]
+    known = [c for c in cells if c not in ("", unlabeled, "-1")]
+    numeric = all(_is_number(c) for c in known)
+    names = sorted(set(known), key=float if numeric else str)
+    if numeric and any(float(c) != int(float(c)) for c in known):
+        raise DataError(f"{path}: column {label_column!r} holds numbers that are not whole; labels are "
+                        "class numbers or names")
+    index = {c: k for k, c in enumerate(names)}
+    y = np.array([index.get(c, -1) for c in cells], np.int64)
+    return x, y, [str(int(float(c))) if numeric else c for c in names]
+
+
+def _is_number(s: str) -> bool:
+    try:
+        float(s)
+        return True
+    except ValueError:
+        return False
 
 
 _IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
@@ -359,7 +392,8 @@ def read_image_folder(path: str | Path, size: int | None = None,
             if f.suffix.lower() not in _IMAGE_SUFFIXES:
                 continue
             try:
-                img = Image.open(f)  # reads the header only
+                # from memory: a chunk length that lies makes a file object preallocate what it claims
+                img = Image.open(io.BytesIO(f.read_bytes()))  # decodes the header only
                 claimed = img.width * img.height * len(img.getbands())
                 if claimed > MAX_DEFLATE_RATIO * f.stat().st_size:
                     raise DataError(f"{f}: the header claims a {img.width}x{img.height} image, more than "

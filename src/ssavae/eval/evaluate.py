@@ -28,7 +28,7 @@ from ..data import Dataset
 from .evaluator import Evaluator
 from .metrics import (accuracy, clusters_by_confidence, clusters_by_majority, frechet_distance,
                       high_frequency_power, hungarian_accuracy, knn_accuracy, precision_recall, sharpness,
-                      silhouette, spectral_peaks)
+                      silhouette, spectral_peaks, wilson_interval)
 from .infer import Shards, batches, labels_for, over_batches
 
 
@@ -191,6 +191,18 @@ def _likelihood(c: Context) -> bool:
 @metric("classification.accuracy", "test accuracy", _classifier, summary=True)
 def _accuracy(c):
     return accuracy(c.predicted, c.y)
+
+
+@metric("classification.n_labeled", "", _classifier, summary=True)
+def _n_labeled(c):
+    """How many labeled test examples the accuracy is computed on."""
+    return int((c.y >= 0).sum())
+
+
+@metric("classification.accuracy_ci95", "", _classifier, summary=True)
+def _accuracy_ci(c):
+    """Wilson's 95 % interval of the accuracy over its n_labeled examples ([low, high])."""
+    return list(wilson_interval(accuracy(c.predicted, c.y), int((c.y >= 0).sum())))
 
 
 @metric("classification.error", "", _classifier)

@@ -1,6 +1,8 @@
 """Metric functions on batches of images and labels (pure, tested on hand-computed cases)."""
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
@@ -68,6 +70,16 @@ def accuracy(pred: torch.Tensor, target: torch.Tensor) -> float:
     """Fraction of equal labels, ignoring targets of -1."""
     known = target >= 0
     return float((pred[known] == target[known]).float().mean()) if known.any() else float("nan")
+
+
+def wilson_interval(p: float, n: int, z: float = 1.96) -> tuple[float, float]:
+    """Wilson's score interval of a proportion ``p`` observed on ``n`` examples (95 % at z = 1.96);
+    (nan, nan) without examples."""
+    if n == 0 or p != p:
+        return float("nan"), float("nan")
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 def pixel_mse(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
