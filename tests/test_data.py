@@ -262,6 +262,14 @@ def test_image_folder(tmp_path):
             Image.fromarray(np.full((28, 28), 40 * k + i, np.uint8)).save(tmp_path / cls / f"{i}.png")
     x, y, classes = readers.read_image_folder(tmp_path)
     assert x.shape == (10, 1, 28, 28) and classes == ["cat", "dog"] and list(y) == [0] * 5 + [1] * 5
+    (tmp_path / "unlabeled").mkdir()  # images without a label: y = -1, not a class
+    for i in range(3):
+        Image.fromarray(np.full((32, 32), 7 * i, np.uint8)).save(tmp_path / "unlabeled" / f"{i}.png")
+    with pytest.raises(DataError, match="is 32x32 but .* is 28x28; set data.image_size"):
+        readers.read_image_folder(tmp_path)
+    x, y, classes = readers.read_image_folder(tmp_path, size=28)
+    assert x.shape == (13, 1, 28, 28) and classes == ["cat", "dog"] and (y == -1).sum() == 3
+    assert (x[y == -1][:, 0, 0, 0] == [0, 7, 14]).all()  # resized, values kept
     (tmp_path / "dog" / "broken.png").write_bytes(b"nope")
     with pytest.raises(DataError, match="broken.png"):
         readers.read_image_folder(tmp_path)

@@ -33,6 +33,7 @@ class DataConfig:
     name: str = "fashion-mnist"  # a registered dataset, or npz:PATH, csv:PATH, folder:PATH
     label_column: str = "label"  # csv: the column of labels (numbers or names); absent: no labels
     unlabeled_marker: str = ""  # csv: a label cell meaning "unlabeled" (besides an empty cell and -1)
+    image_size: Optional[int] = None  # folder: resize every image to N x N (else all must match)
     data_dir: Optional[str] = None  # searched first; then ~/.cache/ssavae, then system paths
     labels_per_class: Optional[int] = None  # keep this many labels per class, the rest get y = -1
     label_fraction: Optional[float] = None  # or keep this fraction of the labels (stratified)

@@ -47,7 +47,8 @@ class RunResult:
 def prepare_data(cfg: RunConfig, dataset: Optional[Dataset] = None) -> tuple[Dataset, np.ndarray]:
     """The dataset (limited as configured) and the training labels with -1 outside the split."""
     d = cfg.data
-    ds = dataset if dataset is not None else load_dataset(d.name, d.data_dir, d.label_column, d.unlabeled_marker)
+    ds = dataset if dataset is not None else load_dataset(d.name, d.data_dir, d.label_column, d.unlabeled_marker,
+                                                                 d.image_size)
     ds = ds.limit(d.limit_train, d.limit_test)
     if d.validation_size:
         ds = ds.with_validation(d.validation_size, d.split_seed + 1_000, d.evaluate_on)

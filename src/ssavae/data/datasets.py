@@ -141,17 +141,18 @@ def locate(name: str, data_dir: Optional[str] = None) -> Path:
 
 
 def load_dataset(name: str, data_dir: Optional[str] = None, label_column: str = "label",
-                 unlabeled: str = "") -> Dataset:
+                 unlabeled: str = "", image_size: Optional[int] = None) -> Dataset:
     """Load a registered dataset, or ``npz:PATH``, ``csv:PATH``, ``folder:PATH`` for user data
-    (``label_column`` and the ``unlabeled`` marker: for csv)."""
+    (``label_column`` and the ``unlabeled`` marker: for csv; ``image_size``: for folders)."""
     kind, sep, target = name.partition(":")
     if sep:
-        return _load_user_data(kind, target, label_column, unlabeled)
+        return _load_user_data(kind, target, label_column, unlabeled, image_size)
     folder = locate(name, data_dir)  # explains an unknown name or missing files
     return DATASETS.get(name).load(folder)
 
 
-def _load_user_data(kind: str, target: str, label_column: str = "label", unlabeled: str = "") -> Dataset:
+def _load_user_data(kind: str, target: str, label_column: str = "label", unlabeled: str = "",
+                    image_size: Optional[int] = None) -> Dataset:
     path = Path(target).expanduser()
     if not path.exists():
         raise DataError(f"{kind}:{target}: {path} does not exist")
@@ -164,7 +165,7 @@ def _load_user_data(kind: str, target: str, label_column: str = "label", unlabel
         x_tr, y_tr, classes = readers.read_csv(path, label_column, unlabeled)
         x_te = y_te = None
     elif kind == "folder":
-        x_tr, y_tr, classes = readers.read_image_folder(path)
+        x_tr, y_tr, classes = readers.read_image_folder(path, image_size)
         x_te = y_te = None
     else:
         raise DataError(f"unknown data source {kind!r}; use npz:PATH, csv:PATH or folder:PATH")

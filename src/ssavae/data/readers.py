@@ -371,46 +371,66 @@ def _is_number(s: str) -> bool:
 _IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 
 
+UNLABELED_FOLDER = "unlabeled"  # ROOT/unlabeled/: images without a label
+
+
+def _read_image(f: Path):
+    """One image file, decoded, or a DataError; its header's size is checked against the file's."""
+    from PIL import Image
+
+    try:
+        # from memory: a chunk length that lies makes a file object preallocate what it claims
+        img = Image.open(io.BytesIO(f.read_bytes()))  # decodes the header only
+        claimed = img.width * img.height * len(img.getbands())
+        if claimed > MAX_DEFLATE_RATIO * f.stat().st_size:
+            raise DataError(f"{f}: the header claims a {img.width}x{img.height} image, more than "
+                            f"its {f.stat().st_size:,} bytes can hold; the file is damaged")
+        img.load()
+    except DataError:
+        raise
+    except Exception as e:  # PIL raises many kinds for a damaged file (SyntaxError, struct.error...)
+        raise DataError(f"{f}: not a readable image ({type(e).__name__}: {e})") from e
+    return img
+
+
 def read_image_folder(path: str | Path, size: int | None = None,
                       channels: int | None = None) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """``ROOT/<class>/<image>``: one sub-folder per class (sorted names -> labels 0..K-1).
+    """``ROOT/<class>/<image>``: one sub-folder per class (sorted names -> labels 0..K-1), and
+    optionally ``ROOT/unlabeled/<image>`` (y = -1; not a class).
 
-    All images are converted to the first image's mode (grayscale or RGB) and size unless
-    ``size`` / ``channels`` are given.
+    Images are converted to the first image's mode (grayscale or RGB) unless ``channels`` is
+    given. With ``size`` every image is resized to size x size; without it they must all have
+    the first image's size, which must be square (otherwise the error says to set a size).
     """
     from PIL import Image
 
     path = Path(path)
     if not path.is_dir():
         raise DataError(f"{path}: not a folder; expected ROOT/<class>/<image files>")
-    classes = sorted(p.name for p in path.iterdir() if p.is_dir())
+    folders = sorted(p.name for p in path.iterdir() if p.is_dir())
+    classes = [c for c in folders if c != UNLABELED_FOLDER]
     if not classes:
         raise DataError(f"{path}: no class sub-folders; expected ROOT/<class>/<image files>")
     xs, ys = [], []
-    for k, cls in enumerate(classes):
+    resize = size is not None
+    for cls in folders:
+        k = classes.index(cls) if cls in classes else -1
         for f in sorted((path / cls).iterdir()):
             if f.suffix.lower() not in _IMAGE_SUFFIXES:
                 continue
-            try:
-                # from memory: a chunk length that lies makes a file object preallocate what it claims
-                img = Image.open(io.BytesIO(f.read_bytes()))  # decodes the header only
-                claimed = img.width * img.height * len(img.getbands())
-                if claimed > MAX_DEFLATE_RATIO * f.stat().st_size:
-                    raise DataError(f"{f}: the header claims a {img.width}x{img.height} image, more than "
-                                    f"its {f.stat().st_size:,} bytes can hold; the file is damaged")
-                img.load()
-            except DataError:
-                raise
-            except Exception as e:  # PIL raises many kinds for a damaged file (SyntaxError, struct.error...)
-                raise DataError(f"{f}: not a readable image ({type(e).__name__}: {e})") from e
+            img = _read_image(f)
             if channels is None:
                 channels = 1 if img.mode in ("1", "L", "I", "F", "I;16") else 3
             img = img.convert("L" if channels == 1 else "RGB")
             if size is None:
                 if img.width != img.height:
-                    raise DataError(f"{f}: image is {img.width}x{img.height}; pass a size to resize")
-                size = img.width
+                    raise DataError(f"{f}: image is {img.width}x{img.height}, not square; set data.image_size N "
+                                    "to resize every image to N x N")
+                size, first = img.width, f
             if img.size != (size, size):
+                if not resize:
+                    raise DataError(f"{f}: image is {img.width}x{img.height} but {first} is {size}x{size}; set "
+                                    "data.image_size N to resize every image to N x N")
                 img = img.resize((size, size), Image.BILINEAR)
             a = np.asarray(img, dtype=np.uint8)
             xs.append(a[None] if channels == 1 else a.transpose(2, 0, 1))
