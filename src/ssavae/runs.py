@@ -202,8 +202,9 @@ def train(cfg: RunConfig, run_dir: str | Path, resume: bool = False,
     summary["evaluated_on"] = cfg.data.evaluate_on
     if fabric.global_rank == 0:
         (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
-        final_figures(model, ds, run_dir, cfg.seed)
-        write_report(run_dir)
+        if cfg.train.report:
+            final_figures(model, ds, run_dir, cfg.seed)
+            write_report(run_dir)
     return RunResult(model, ds, run_dir, summary)
 
 

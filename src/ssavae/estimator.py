@@ -1,0 +1,193 @@
+"""scikit-learn estimators over the semi-supervised families (scikit-learn is an optional extra:
+``pip install 'ssavae[sklearn]'``).
+
+>>> clf = SSAVAEClassifier(epochs=30, random_state=0).fit(X, y)   # y = -1: unlabeled  # doctest: +SKIP
+>>> clf.predict(X_new); clf.transform(X_new); clf.sample(8, y=2)                      # doctest: +SKIP
+
+One class for every semi-supervised family: ``family="ssavae"`` (default), ``"m2"``,
+``"aae_semi"``, ``"classifier"`` (supervised only, the baseline). ``X``: feature vectors
+(N, D), standardized inside the estimator (``standardize``) and modelled with MLP networks and
+a Gaussian likelihood; or images (N, H, W) / (N, C, H, W), uint8 or floats in [0, 1], with the
+family's default networks. Parameters are set in ``__init__`` only; what ``fit`` learns ends
+in ``_``.
+"""
+from __future__ import annotations
+
+import tempfile
+from typing import Optional
+
+import numpy as np
+import torch
+
+try:
+    from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin
+    from sklearn.utils.multiclass import check_classification_targets
+    from sklearn.utils.validation import check_array, check_is_fitted, column_or_1d
+except ImportError as e:  # pragma: no cover - the message is the point
+    raise ImportError("ssavae.estimator needs scikit-learn: pip install 'ssavae[sklearn]'") from e
+
+from .config import build_run_config
+from .data import Dataset, to_float
+
+SEMI_SUPERVISED = ("ssavae", "m2", "aae_semi", "classifier")
+# networks that suit small tables (hundreds of rows, tens of columns)
+TABLE_NETS = {"arch": "mlp", "hidden": 64, "mlp_hidden": (128,)}
+
+
+class SSAVAEClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
+    def __init__(self, family: str = "ssavae", latent_dim: Optional[int] = None, epochs: int = 30,
+                 batch_size: int = 64, lr: float = 1e-3, standardize: bool = True, verbose: bool = False,
+                 random_state: Optional[int] = None, model_params: Optional[dict] = None,
+                 train_params: Optional[dict] = None):
+        self.family = family
+        self.latent_dim = latent_dim
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.standardize = standardize
+        self.verbose = verbose
+        self.random_state = random_state
+        self.model_params = model_params  # the family's other config fields
+        self.train_params = train_params  # the engine's other fields
+
+    # ------------------------------------------------------------------ data
+    def _inputs(self, X, fitting: bool = False) -> np.ndarray:
+        x = np.asarray(X) if hasattr(X, "__array__") else X
+        images = isinstance(x, np.ndarray) and x.ndim in (3, 4)
+        x = check_array(X, allow_nd=images, dtype=None if images and np.asarray(X).dtype == np.uint8
+                        else np.float32, ensure_min_samples=2 if fitting else 1)
+        if images:
+            if x.ndim == 3:
+                x = x[:, None]
+            if x.dtype != np.uint8 and (x.min() < 0 or x.max() > 1):
+                raise ValueError("image X must be uint8 or floats in [0, 1]")
+            return x
+        if fitting:
+            self.n_features_in_ = x.shape[1]
+            self.mean_ = x.mean(0) if self.standardize else np.zeros(x.shape[1], np.float32)
+            scale = x.std(0) if self.standardize else np.ones(x.shape[1], np.float32)
+            self.scale_ = np.where(scale > 0, scale, 1.0).astype(np.float32)
+        elif x.shape[1] != self.n_features_in_:
+            raise ValueError(f"X has {x.shape[1]} features, but SSAVAEClassifier is expecting "
+                             f"{self.n_features_in_} features as input")
+        return ((x - self.mean_) / self.scale_).astype(np.float32)
+
+    def _targets(self, y, n: int) -> np.ndarray:
+        if y is None:
+            raise ValueError("SSAVAEClassifier requires y to be passed, but the target y is None "
+                             "(mark unlabeled rows with -1)")
+        y = column_or_1d(y, warn=True)
+        if len(y) != n:
+            raise ValueError(f"X has {n} rows but y has {len(y)}")
+        unlabeled = np.array([isinstance(v, (int, float, np.integer, np.floating)) and v == -1 or v is None
+                              for v in y.tolist()])
+        if not (~unlabeled).any():
+            raise ValueError("y holds no labels (every value is -1): a classifier needs some")
+        check_classification_targets(y[~unlabeled])
+        self.classes_ = np.unique(y[~unlabeled])
+        if len(self.classes_) < 2:
+            raise ValueError(f"y holds a single class ({self.classes_[0]!r}); a classifier needs at least 2 classes")
+        codes = np.full(n, -1, np.int64)
+        codes[~unlabeled] = np.searchsorted(self.classes_, y[~unlabeled])
+        return codes
+
+    # ------------------------------------------------------------------ fitting
+    def fit(self, X, y) -> "SSAVAEClassifier":
+        from .runs import train
+
+        x = self._inputs(X, fitting=True)
+        codes = self._targets(y, len(x))
+        if self.family not in SEMI_SUPERVISED:
+            raise ValueError(f"family must be one of {', '.join(SEMI_SUPERVISED)}, got {self.family!r}")
+        seed = int(np.random.RandomState(self.random_state).randint(2 ** 31 - 1)) \
+            if not isinstance(self.random_state, (int, np.integer)) else int(self.random_state)
+        model = dict(TABLE_NETS, likelihood="gaussian") if x.ndim == 2 else {}
+        if self.latent_dim is not None:
+            model["latent_dim"] = self.latent_dim
+        model.update(self.model_params or {})
+        n_show = min(len(x), 256)
+        ds = Dataset("arrays", x, codes, x[:n_show], codes[:n_show], [str(c) for c in self.classes_])
+        raw = {"model": {"name": self.family, **model}, "data": {"name": "arrays"},
+               "train": {"epochs": self.epochs, "batch_size": min(self.batch_size, len(x)), "lr": self.lr,
+                         "progress": bool(self.verbose), "sample_every": 0, "threads": 0, "report": False,
+                         **(self.train_params or {})},
+               "seed": seed}
+        with tempfile.TemporaryDirectory(prefix="ssavae-") as run_dir:
+            torch_state = torch.get_rng_state()
+            try:
+                result = train(build_run_config(raw), run_dir, dataset=ds)
+            finally:
+                torch.set_rng_state(torch_state)  # fitting leaves the caller's random stream alone
+        self.model_ = result.model.cpu().eval()
+        self.config_ = build_run_config(raw).to_dict()
+        return self
+
+    # ------------------------------------------------------------------ pickling (save / load)
+    def __getstate__(self) -> dict:
+        """The networks as a state dict (some hold spectral-norm parametrizations, which pickle
+        only that way), rebuilt from ``config_`` on loading."""
+        state = dict(self.__dict__)
+        if "model_" in state:
+            m = state.pop("model_")
+            state["_model_state"] = {k: v.clone() for k, v in m.state_dict().items()}
+            state["_model_info"] = (tuple(m.info.shape), m.info.num_classes, m.info.unit_range)
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        weights, info = state.pop("_model_state", None), state.pop("_model_info", None)
+        self.__dict__.update(state)
+        if weights is not None:
+            from .data import DataInfo
+            from .runs import build_model
+
+            self.model_ = build_model(build_run_config(self.config_), DataInfo(*info))
+            self.model_.load_state_dict(weights)
+            self.model_.eval()
+
+    def save(self, path) -> None:
+        """Write the fitted estimator to ``path`` (a pickle: load only files you trust)."""
+        import pickle
+
+        with open(path, "wb") as f:
+            pickle.dump(self, f)
+
+    @staticmethod
+    def load(path) -> "SSAVAEClassifier":
+        import pickle
+
+        with open(path, "rb") as f:
+            return pickle.load(f)
+
+    # ------------------------------------------------------------------ inference
+    def _x(self, X) -> torch.Tensor:
+        check_is_fitted(self, "model_")
+        return to_float(self._inputs(X))
+
+    def predict_proba(self, X) -> np.ndarray:
+        x = self._x(X)
+        return self.model_.predict_proba(x).numpy().astype(np.float64)
+
+    def predict(self, X) -> np.ndarray:
+        proba = self.predict_proba(X)  # checks that the estimator is fitted
+        return self.classes_[proba.argmax(1)]
+
+    def transform(self, X) -> np.ndarray:
+        """The codes: posterior means, (N, latent_dim), in X's float precision."""
+        x = self._x(X)
+        dtype = X.dtype if isinstance(X, np.ndarray) and X.dtype.kind == "f" else np.float32
+        return self.model_.encode(x).numpy().astype(dtype)
+
+    def inverse_transform(self, Z) -> np.ndarray:
+        """Decode codes back to inputs (features in their original units)."""
+        check_is_fitted(self, "model_")
+        out = self.model_.decode(torch.as_tensor(np.asarray(Z), dtype=torch.float32)).numpy()
+        return out * self.scale_ + self.mean_ if out.ndim == 2 else out
+
+    def sample(self, n: int, y=None, seed: int = 0) -> np.ndarray:
+        """``n`` draws from the model (of class ``y`` where the family can), in input units."""
+        check_is_fitted(self, "model_")
+        labels = None
+        if y is not None:
+            labels = torch.from_numpy(np.searchsorted(self.classes_, np.broadcast_to(np.asarray(y), (n,))))
+        out = self.model_.sample(n, y=labels, generator=torch.Generator().manual_seed(seed)).numpy()
+        return out * self.scale_ + self.mean_ if out.ndim == 2 else out
