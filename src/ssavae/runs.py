@@ -79,7 +79,7 @@ def load_model(run_dir: str | Path, checkpoint: str = "last.pt",
     ck = ckpt_io.load(run_dir / "checkpoints" / checkpoint)
     cfg = config_mod.build_run_config(ck["config"])
     saved = run_dir / "config.yaml"
-    held, family = ck["config"]["model"]["name"], None
+    held = ck["config"]["model"]["name"]
     if saved.exists() and (family := config_mod.load_file(saved).get("model", {}).get("name")) != held:
         raise CheckpointError(f"{run_dir / 'checkpoints' / checkpoint} holds a {held} model but the "
                               f"run directory's config.yaml is of {family}: the checkpoint was copied from "
@@ -129,10 +129,6 @@ def _init_from(model: GenerativeModel, src_dir: Path) -> list[str]:
 
 
 def _check_run_dir(run_dir: Path, resume: bool, init_from) -> Path:
-    try:  # before any work: a run must be able to write its results
-        run_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise ConfigError(f"cannot create the run directory {run_dir} ({e.strerror}); choose another --out") from e
     last = run_dir / "checkpoints" / "last.pt"
     if resume and not last.exists():
         raise ConfigError(f"--resume: no checkpoint in {run_dir / 'checkpoints'}; start a new run")
@@ -141,6 +137,10 @@ def _check_run_dir(run_dir: Path, resume: bool, init_from) -> Path:
                           "another --out")
     if resume and init_from:
         raise ConfigError("use either --resume or --init-from, not both")
+    try:  # before any work: a run must be able to write its results
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ConfigError(f"cannot create the run directory {run_dir} ({e.strerror}); choose another --out") from e
     for stale in last.parent.glob(".*.tmp"):  # left by a process killed inside a checkpoint write
         stale.unlink(missing_ok=True)
     return last

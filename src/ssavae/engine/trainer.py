@@ -248,7 +248,7 @@ class Trainer:
                                 "(data.labels_per_class or data.label_fraction) or use labeled data")
         if wants:
             classes = self.labeled.y.unique()
-            if len(classes) < 2:
+            if self.model.has_classifier and len(classes) < 2:
                 raise TrainingError(f"{self.model.name}'s step(s) {', '.join(wants)} learn to classify, but "
                                     f"every labeled example is of class {int(classes[0])}: keep labels of "
                                     "at least two classes")
