@@ -65,11 +65,11 @@ def load(path: str | Path) -> dict:
         raise CheckpointError(f"no checkpoint at {path}")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:  # weights_only refused a global: nothing of it ran
-        raise CheckpointError(f"refusing to load {path}: it holds Python objects besides tensors and plain "
-                              "values (not an ssavae checkpoint, or a file made to run code); nothing in it "
-                              "was executed") from e
     except Exception as e:  # torch raises many kinds for a damaged file
+        if isinstance(e, pickle.UnpicklingError):  # the weights-only unpickler stopped: nothing ran
+            raise CheckpointError(f"{path} is not a readable ssavae checkpoint: it holds something other than "
+                                  "tensors and plain values (a damaged file, another program's file, or a "
+                                  "pickle made to run code); nothing in it was executed") from e
         first = str(e).split(". ")[0].strip()
         raise CheckpointError(f"{path} is not a readable ssavae checkpoint ({type(e).__name__}: {first}); "
                               "it may be damaged or cut short: continue from another checkpoint or train again") from e
