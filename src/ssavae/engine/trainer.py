@@ -76,7 +76,8 @@ class Trainer:
         self.fabric = fabric if fabric is not None else make_fabric(cfg.train)
         self.on_epoch_end = on_epoch_end
         self._stop_requested = False
-        self._epoch_means: dict = {}  # train.best_metric: the running sums, then the epoch's means
+        self._epoch_sums: dict = {}  # train.best_metric: this epoch's (sum, count) of each logged value
+        self._epoch_means: dict = {}  # and the last finished epoch's means
         self._deadline: Optional[float] = None  # wall-clock end of the current phase's budget
         self._guard: Optional[StabilityGuard] = None  # set by fit (train.guard)
         self.progress = {"phase": 0, "epoch": 0, "batch": 0, "global_step": 0, "phase_step": 0,
@@ -273,7 +274,7 @@ class Trainer:
                 break  # out of steps or of this phase's time
             self.progress.update(epoch=self.progress["epoch"] + 1, batch=0)
             previous = self.progress.get("best")
-            improved = self._track_best(phase, self._epoch_means.pop("__epoch__", {}))
+            improved = self._track_best(phase, self._epoch_means)
             if self.save_checkpoint() is not None:
                 self._keep_epoch_copies(phase, improved)
             elif improved:  # not saved (the stability guard): this epoch is not the best on disk
@@ -322,12 +323,12 @@ class Trainer:
         """The epoch's running sums of this batch's logged values (for train.best_metric)."""
         if self.train_cfg.best_metric is None:
             return
-        sums = self._epoch_means.setdefault("__sums__", {})
+        sums = self._epoch_sums
         for k, vals in running.items():
             total, n = sums.get(k, (0.0, 0))
             sums[k] = (total + float(vals[-1]), n + 1)
         if self.progress["batch"] + 1 == self._epoch_batches():
-            self._epoch_means["__epoch__"] = {k: t / n for k, (t, n) in sums.items()}
+            self._epoch_means = {k: t / n for k, (t, n) in sums.items()}
             sums.clear()
 
     def _epoch_batches(self) -> int:
