@@ -21,6 +21,23 @@ from .data import Dataset, to_float
 from .data.readers import as_images_or_vectors
 
 
+def train_on_arrays(cfg, x: np.ndarray, codes: np.ndarray, classes, run_dir):
+    """Train ``cfg`` on in-memory arrays (``codes``: class indices, -1 unlabeled; ``classes``: their
+    names); the first 256 rows stand in as the run's test split for its summary and figures."""
+    from .runs import train
+
+    n_show = min(len(x), 256)
+    ds = Dataset("arrays", x, codes, x[:n_show], codes[:n_show], [str(c) for c in classes])
+    return train(cfg, run_dir, dataset=ds)
+
+
+def class_codes(classes: np.ndarray, y, n: int) -> Optional[torch.Tensor]:
+    """The class indices of ``y`` (one label or ``n``) among the sorted ``classes``; None for None."""
+    if y is None:
+        return None
+    return torch.from_numpy(np.searchsorted(classes, np.broadcast_to(np.asarray(y), (n,))))
+
+
 class Estimator:
     def __init__(self, family: str = "ssavae", model: Optional[dict] = None,
                  train: Optional[dict] = None, data: Optional[dict] = None, seed: int = 0,
@@ -34,8 +51,6 @@ class Estimator:
 
     # ------------------------------------------------------------------ fitting
     def fit(self, X, y=None) -> "Estimator":
-        from .runs import train as train_run
-
         x = as_images_or_vectors(np.asarray(X), "X")
         if x.dtype != np.uint8 and x.ndim == 4 and (x.min() < 0 or x.max() > 1):
             raise ValueError("image X must be uint8 or floats in [0, 1]")
@@ -46,15 +61,11 @@ class Estimator:
         self.classes_ = np.unique(y[known]) if known.any() else np.array([0])
         codes = np.full(len(y), -1, np.int64)
         codes[known] = np.searchsorted(self.classes_, y[known])
-        n_show = min(len(x), 256)
-        ds = Dataset("arrays", x, codes, x[:n_show], codes[:n_show],
-                     [str(c) for c in self.classes_])
         raw = {"model": {"name": self.family, **(self.model or {})},
                "data": {"name": "arrays", **(self.data or {})},
                "train": {"progress": False, **(self.train or {})}, "seed": self.seed}
-        cfg = build_run_config(raw)
         self.run_dir_ = self.run_dir or tempfile.mkdtemp(prefix="ssavae-")
-        result = train_run(cfg, self.run_dir_, dataset=ds)
+        result = train_on_arrays(build_run_config(raw), x, codes, self.classes_, self.run_dir_)
         self.model_ = result.model.cpu().eval()
         self.summary_ = result.summary
         return self
@@ -93,9 +104,5 @@ class Estimator:
 
     def sample(self, n: int, y=None, seed: int = 0) -> np.ndarray:
         self._check_fitted()
-        labels = None
-        if y is not None:
-            y = np.broadcast_to(np.asarray(y), (n,))
-            labels = torch.from_numpy(np.searchsorted(self.classes_, y))
         g = torch.Generator().manual_seed(seed)
-        return self.model_.sample(n, y=labels, generator=g).numpy()
+        return self.model_.sample(n, y=class_codes(self.classes_, y, n), generator=g).numpy()

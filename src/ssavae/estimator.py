@@ -26,8 +26,9 @@ try:
 except ImportError as e:  # pragma: no cover - the message is the point
     raise ImportError("ssavae.estimator needs scikit-learn: pip install 'ssavae[sklearn]'") from e
 
+from .api import class_codes, train_on_arrays
 from .config import build_run_config
-from .data import Dataset, to_float
+from .data import to_float
 
 SEMI_SUPERVISED = ("ssavae", "m2", "aae_semi", "classifier")
 # networks that suit small tables (hundreds of rows, tens of columns)
@@ -93,8 +94,6 @@ class SSAVAEClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ fitting
     def fit(self, X, y) -> "SSAVAEClassifier":
-        from .runs import train
-
         x = self._inputs(X, fitting=True)
         codes = self._targets(y, len(x))
         if self.family not in SEMI_SUPERVISED:
@@ -105,21 +104,20 @@ class SSAVAEClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
         if self.latent_dim is not None:
             model["latent_dim"] = self.latent_dim
         model.update(self.model_params or {})
-        n_show = min(len(x), 256)
-        ds = Dataset("arrays", x, codes, x[:n_show], codes[:n_show], [str(c) for c in self.classes_])
         raw = {"model": {"name": self.family, **model}, "data": {"name": "arrays"},
                "train": {"epochs": self.epochs, "batch_size": min(self.batch_size, len(x)), "lr": self.lr,
                          "progress": bool(self.verbose), "sample_every": 0, "threads": 0, "report": False,
                          **(self.train_params or {})},
                "seed": seed}
+        cfg = build_run_config(raw)
         with tempfile.TemporaryDirectory(prefix="ssavae-") as run_dir:
             torch_state = torch.get_rng_state()
             try:
-                result = train(build_run_config(raw), run_dir, dataset=ds)
+                result = train_on_arrays(cfg, x, codes, self.classes_, run_dir)
             finally:
                 torch.set_rng_state(torch_state)  # fitting leaves the caller's random stream alone
         self.model_ = result.model.cpu().eval()
-        self.config_ = build_run_config(raw).to_dict()
+        self.config_ = cfg.to_dict()
         return self
 
     # ------------------------------------------------------------------ pickling (save / load)
@@ -186,8 +184,6 @@ class SSAVAEClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
     def sample(self, n: int, y=None, seed: int = 0) -> np.ndarray:
         """``n`` draws from the model (of class ``y`` where the family can), in input units."""
         check_is_fitted(self, "model_")
-        labels = None
-        if y is not None:
-            labels = torch.from_numpy(np.searchsorted(self.classes_, np.broadcast_to(np.asarray(y), (n,))))
-        out = self.model_.sample(n, y=labels, generator=torch.Generator().manual_seed(seed)).numpy()
+        out = self.model_.sample(n, y=class_codes(self.classes_, y, n),
+                                 generator=torch.Generator().manual_seed(seed)).numpy()
         return out * self.scale_ + self.mean_ if out.ndim == 2 else out
