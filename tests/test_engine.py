@@ -383,3 +383,35 @@ def test_ex_post_sampler_is_fitted_after_step_1_and_used_by_step_2(tmp_path, mon
     with pytest.raises(ConfigError, match="model.sampler"):
         train(build_run_config(family_raw("ssavae", model={"sampler": "gaussian"})), tmp_path / "cell",
               init_from=vec.run_dir)
+
+
+def test_early_stopping_ends_the_classifying_phase_at_its_best_epoch_and_spares_the_decoder_phase(tmp_path):
+    """A scripted validation score: the VEC phase (6 epochs) peaks after its 2nd epoch and then
+    fails to improve twice (patience 2), so it ends after its 4th with the 2nd epoch's weights;
+    the decoder phase leaves the score unchanged, so it trains all its epochs and keeps its last
+    weights (not the first ones it saw)."""
+    import copy
+
+    from ssavae.engine import EarlyStopping
+
+    vec_scores = iter([0.5, 0.7, 0.6, 0.65, 0.9, 0.9])
+    phase_of, snaps = [None], []
+    stopper = EarlyStopping(lambda m: next(vec_scores) if phase_of[0] == "vec" else 0.7, patience=2)
+
+    def on_epoch_end(trainer, phase, epoch):
+        phase_of[0] = phase.name
+        snaps.append((phase.name, copy.deepcopy(trainer.model.state_dict())))
+        stopper(trainer, phase, epoch)
+
+    raw = family_raw("ssavae", train={"epochs": 6})
+    result = train(build_run_config(raw), tmp_path / "es", on_epoch_end=on_epoch_end)
+    vec = [s for p, s in snaps if p == "vec"]
+    dec = [s for p, s in snaps if p == "decoder"]
+    assert len(vec) == 4 and len(dec) == 6 and stopper.stopped == {"vec": 3}
+    final = result.model.state_dict()
+    assert all(torch.equal(final[k], vec[1][k]) for k in final if k.startswith(("enc.", "cls.")))
+    assert not all(torch.equal(final[k], vec[3][k]) for k in final if k.startswith("enc."))
+    assert all(torch.equal(final[k], dec[-1][k]) for k in final if k.startswith("dec."))
+    assert not all(torch.equal(final[k], dec[0][k]) for k in final if k.startswith("dec."))
+    progress = ckpt_io.load(result.run_dir / "checkpoints" / "last.pt")["progress"]
+    assert progress["completed"] == ["vec", "decoder"]

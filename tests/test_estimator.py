@@ -99,3 +99,21 @@ def test_bad_input_is_a_clear_error():
         SSAVAEClassifier(**QUICK).fit(X, np.full(30, -1))
     with pytest.raises(ValueError, match="family must be one of"):
         SSAVAEClassifier(family="vae", **QUICK).fit(X, y)
+
+
+def test_early_stopping_holds_out_labeled_rows_and_keeps_the_best_epoch():
+    X, y, y_semi = blobs(150, labeled_every=2)  # 25 labels per class, 5 of each held out
+    clf = SSAVAEClassifier(epochs=12, latent_dim=2, early_stopping=True, validation_fraction=0.2,
+                           n_iter_no_change=2, random_state=0).fit(X, y_semi)
+    assert 1 <= clf.n_iter_ <= 12 and len(clf.validation_scores_) == clf.n_iter_
+    assert clf.best_validation_score_ == max(clf.validation_scores_) > 0.9
+    assert clf.score(X, y) > 0.9
+    assert list(y_semi[:3]) == [0, -1, 2]  # the caller's labels are left as they were
+
+
+def test_the_package_exports_the_classifier():
+    import ssavae
+
+    assert ssavae.SSAVAEClassifier is SSAVAEClassifier
+    with pytest.raises(AttributeError):
+        ssavae.NoSuchThing

@@ -1,2 +1,11 @@
 """ssavae: semi-supervised adversarial variational autoencoders and the families they compare with."""
 __version__ = "0.2.0"
+
+
+def __getattr__(name: str):
+    """``ssavae.SSAVAEClassifier`` without importing scikit-learn (an optional extra) up front."""
+    if name == "SSAVAEClassifier":
+        from .estimator import SSAVAEClassifier
+
+        return SSAVAEClassifier
+    raise AttributeError(f"module 'ssavae' has no attribute {name!r}")

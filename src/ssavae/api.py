@@ -21,14 +21,14 @@ from .data import Dataset, to_float
 from .data.readers import as_images_or_vectors
 
 
-def train_on_arrays(cfg, x: np.ndarray, codes: np.ndarray, classes, run_dir):
+def train_on_arrays(cfg, x: np.ndarray, codes: np.ndarray, classes, run_dir, on_epoch_end=None):
     """Train ``cfg`` on in-memory arrays (``codes``: class indices, -1 unlabeled; ``classes``: their
     names); the first 256 rows stand in as the run's test split for its summary and figures."""
     from .runs import train
 
     n_show = min(len(x), 256)
     ds = Dataset("arrays", x, codes, x[:n_show], codes[:n_show], [str(c) for c in classes])
-    return train(cfg, run_dir, dataset=ds)
+    return train(cfg, run_dir, dataset=ds, on_epoch_end=on_epoch_end)
 
 
 def class_codes(classes: np.ndarray, y, n: int) -> Optional[torch.Tensor]:

@@ -29,6 +29,7 @@ except ImportError as e:  # pragma: no cover - the message is the point
 from .api import class_codes, train_on_arrays
 from .config import build_run_config
 from .data import to_float
+from .engine import EarlyStopping
 
 SEMI_SUPERVISED = ("ssavae", "m2", "aae_semi", "classifier")
 # networks that suit small tables (hundreds of rows, tens of columns)
@@ -37,15 +38,22 @@ TABLE_NETS = {"arch": "mlp", "hidden": 64, "mlp_hidden": (128,)}
 
 class SSAVAEClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
     def __init__(self, family: str = "ssavae", latent_dim: Optional[int] = None, epochs: int = 30,
-                 batch_size: int = 64, lr: float = 1e-3, standardize: bool = True, verbose: bool = False,
-                 random_state: Optional[int] = None, model_params: Optional[dict] = None,
-                 train_params: Optional[dict] = None):
+                 batch_size: int = 64, lr: float = 1e-3, standardize: bool = True,
+                 early_stopping: bool = False, validation_fraction: float = 0.1, n_iter_no_change: int = 10,
+                 verbose: bool = False, random_state: Optional[int] = None,
+                 model_params: Optional[dict] = None, train_params: Optional[dict] = None):
         self.family = family
         self.latent_dim = latent_dim
         self.epochs = epochs
         self.batch_size = batch_size
         self.lr = lr
         self.standardize = standardize
+        # early stopping: validation_fraction of each class's labeled rows is held out (their
+        # images stay in training, unlabeled); the classifying phase ends after n_iter_no_change
+        # epochs without a better validation accuracy, and keeps its best epoch's weights
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
         self.verbose = verbose
         self.random_state = random_state
         self.model_params = model_params  # the family's other config fields
@@ -110,15 +118,47 @@ class SSAVAEClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
                          **(self.train_params or {})},
                "seed": seed}
         cfg = build_run_config(raw)
+        stopper = self._early_stopping(x, codes, seed) if self.early_stopping else None
         with tempfile.TemporaryDirectory(prefix="ssavae-") as run_dir:
             torch_state = torch.get_rng_state()
             try:
-                result = train_on_arrays(cfg, x, codes, self.classes_, run_dir)
+                result = train_on_arrays(cfg, x, codes, self.classes_, run_dir, on_epoch_end=stopper)
             finally:
                 torch.set_rng_state(torch_state)  # fitting leaves the caller's random stream alone
         self.model_ = result.model.cpu().eval()
         self.config_ = cfg.to_dict()
+        if stopper is not None:
+            moved = [(phase, epoch, acc) for phase, epoch, (acc, _) in stopper.history
+                     if phase in stopper.best_epochs]  # the phases that train the classifier
+            self.validation_scores_ = [acc for _, _, acc in moved]
+            self.best_validation_score_ = max(self.validation_scores_)
+            self.n_iter_ = sum(1 for _ in moved)
         return self
+
+    def _early_stopping(self, x: np.ndarray, codes: np.ndarray, seed: int) -> EarlyStopping:
+        """Hold out ``validation_fraction`` of each class's labeled rows (at least one of every
+        class with two or more; ``codes`` loses their labels, in place) and return the callback
+        that scores the classifier on them: (accuracy, -log loss)."""
+        if not 0 < self.validation_fraction < 1:
+            raise ValueError(f"validation_fraction must be in (0, 1), got {self.validation_fraction}")
+        rng = np.random.default_rng(seed)
+        held = []
+        for k in range(len(self.classes_)):
+            rows = np.flatnonzero(codes == k)
+            if len(rows) >= 2:
+                n = min(len(rows) - 1, max(1, int(round(self.validation_fraction * len(rows)))))
+                held.extend(rng.choice(rows, n, replace=False))
+        held = np.sort(np.asarray(held, np.int64))
+        x_val, y_val = to_float(x[held]), torch.from_numpy(codes[held].copy())
+        codes[held] = -1  # still trained on, without their labels
+
+        def score(model) -> tuple[float, float]:
+            model.eval()  # the engine puts the phase's modes back after the callback
+            proba = model.predict_proba(x_val).cpu()
+            picked = proba[torch.arange(len(y_val)), y_val].clamp_min(1e-12)
+            return float((proba.argmax(1) == y_val).float().mean()), float(picked.log().mean())
+
+        return EarlyStopping(score, self.n_iter_no_change)
 
     # ------------------------------------------------------------------ pickling (save / load)
     def __getstate__(self) -> dict:

@@ -16,7 +16,7 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 import numpy as np
 import torch
@@ -162,11 +162,13 @@ def make_streams(cfg: RunConfig, ds: Dataset, y_train: np.ndarray, fabric):
 
 def train(cfg: RunConfig, run_dir: str | Path, resume: bool = False,
           init_from: Optional[str | Path] = None, fabric=None,
-          dataset: Optional[Dataset] = None, parts: Optional[dict] = None) -> RunResult:
+          dataset: Optional[Dataset] = None, parts: Optional[dict] = None,
+          on_epoch_end: Optional[Callable] = None) -> RunResult:
     """Train ``cfg`` into ``run_dir``. ``resume`` continues its last checkpoint exactly;
     ``init_from`` starts from another run's weights and skips the phases it completed;
     ``dataset`` gives in-memory data instead of ``cfg.data.name`` (the split still applies);
-    ``parts`` replaces named networks with your own modules."""
+    ``parts`` replaces named networks with your own modules; ``on_epoch_end(trainer, phase,
+    epoch)`` runs after each epoch's figures (e.g. ``engine.EarlyStopping``)."""
     run_dir = Path(run_dir)
     last = _check_run_dir(run_dir, resume, init_from)
     if cfg.train.threads:
@@ -191,11 +193,13 @@ def train(cfg: RunConfig, run_dir: str | Path, resume: bool = False,
     loader, labeled = make_streams(cfg, ds, y_train, fabric)
     every = cfg.train.sample_every
 
-    def on_epoch_end(trainer: Trainer, phase, epoch: int) -> None:
+    def after_epoch(trainer: Trainer, phase, epoch: int) -> None:
         if every and phase.figures and (epoch + 1) % every == 0:
             epoch_figures(model, ds, run_dir / "figures", f"{phase.name}_epoch{epoch + 1:03d}", cfg.seed)
+        if on_epoch_end is not None:
+            on_epoch_end(trainer, phase, epoch)
 
-    trainer = Trainer(cfg, run_dir, fabric, on_epoch_end=on_epoch_end)
+    trainer = Trainer(cfg, run_dir, fabric, on_epoch_end=after_epoch)
     trainer.progress["completed"] = done
     trainer.fit(model, loader, labeled, resume_from=resume_from)
     summary = summarize(model, ds, trainer.progress, Shards(fabric))  # every rank its block

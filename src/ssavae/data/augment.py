@@ -11,13 +11,15 @@
 ``strong(x, kind)`` is the perturbed view of consistency training (FixMatch-style): the
 ``kind`` augmentation, then Gaussian pixel noise and a random cut-out square.
 
-Vectors (B, D) pass through ``augment`` unchanged and get only the noise in ``strong``.
+Vectors (B, D) pass through ``augment`` unchanged; their strong view is swap noise (each feature,
+with probability ``SWAP``, takes the value of the same feature in another row of the batch: a
+draw from its marginal, the corruption of tabular self-supervision) plus the Gaussian noise.
 All randomness comes from torch's generator, so a seeded run is reproducible and resumes
 exactly (the engine checkpoints the RNG state).
 """
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, Optional
 
 import torch
 import torch.nn.functional as F
@@ -26,6 +28,7 @@ Augment = Literal["none", "shift", "flip-shift"]
 SHIFT = 2  # pixels
 NOISE = 0.1  # std of the strong view's pixel noise
 CUTOUT = 0.4  # side of the strong view's cut-out square, as a fraction of the image side
+SWAP = 0.0  # fraction of a vector's features the strong view swaps
 
 
 def shift(x: torch.Tensor, pixels: int = SHIFT) -> torch.Tensor:
@@ -72,9 +75,20 @@ def augment(x: torch.Tensor, kind: Augment = "shift") -> torch.Tensor:
     raise ValueError(f"unknown augmentation {kind!r}; choose none, shift or flip-shift")
 
 
+def swap(x: torch.Tensor, fraction: Optional[float] = None) -> torch.Tensor:
+    """Replace each entry of vectors (B, D), with probability ``fraction`` (default ``SWAP``),
+    by the same column of a random row of the batch."""
+    fraction = SWAP if fraction is None else fraction
+    if fraction <= 0 or len(x) < 2:
+        return x
+    donors = torch.randint(0, len(x), x.shape, device=x.device)
+    return torch.where(torch.rand(x.shape, device=x.device) < fraction, x.gather(0, donors), x)
+
+
 def strong(x: torch.Tensor, kind: Augment = "shift", unit_range: bool = True) -> torch.Tensor:
-    """The strongly perturbed view: ``augment``, pixel noise, then a cut-out (images only)."""
-    x = augment(x, kind)
+    """The strongly perturbed view: ``augment`` (images) or swap noise (vectors), Gaussian
+    noise, then a cut-out (images)."""
+    x = augment(x, kind) if x.dim() == 4 else swap(x)
     x = x + NOISE * torch.randn_like(x)
     if unit_range:
         x = x.clamp(0.0, 1.0)

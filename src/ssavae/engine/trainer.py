@@ -66,6 +66,8 @@ class Trainer:
 
     ``on_epoch_end(trainer, phase, epoch)`` runs on rank 0 after each epoch's checkpoint (the
     run layer draws its figures there); the engine restores the phase's train/eval modes after it.
+    A callback may call ``trainer.end_phase()``: the phase then ends after this epoch, as if its
+    schedule had (early stopping).
     """
 
     def __init__(self, cfg: RunConfig, run_dir: str | Path, fabric=None,
@@ -76,6 +78,7 @@ class Trainer:
         self.fabric = fabric if fabric is not None else make_fabric(cfg.train)
         self.on_epoch_end = on_epoch_end
         self._stop_requested = False
+        self._end_phase = False  # set by end_phase(): the current phase ends after this epoch
         self._epoch_sums: dict = {}  # train.best_metric: this epoch's (sum, count) of each logged value
         self._epoch_means: dict = {}  # and the last finished epoch's means
         self._deadline: Optional[float] = None  # wall-clock end of the current phase's budget
@@ -138,6 +141,10 @@ class Trainer:
         finally:
             for sig, h in previous.items():
                 signal.signal(sig, h)
+
+    def end_phase(self) -> None:
+        """End the current phase after the epoch that is finishing (from ``on_epoch_end``)."""
+        self._end_phase = True
 
     def request_stop(self) -> None:
         self._stop_requested = True
@@ -269,6 +276,7 @@ class Trainer:
         self._set_modes(phase)
         log.info("phase %s: %d epoch(s), steps %s", phase.name, epochs,
                  ", ".join(s.name for s in phase.steps))
+        ended = False
         while self.progress["epoch"] < epochs:
             if not self._run_epoch(pi, phase, epochs):
                 break  # out of steps or of this phase's time
@@ -282,7 +290,11 @@ class Trainer:
             if self.on_epoch_end and self.fabric.global_rank == 0:
                 self.on_epoch_end(self, phase, self.progress["epoch"] - 1)
                 self._set_modes(phase)  # a callback may have switched modes to draw figures
-        if self._out_of_steps() and self.progress["epoch"] < epochs:
+            ended, self._end_phase = self._agree(self._end_phase), False
+            if ended:
+                log.info("phase %s ended early, after epoch %d of %d", phase.name, self.progress["epoch"], epochs)
+                break
+        if self._out_of_steps() and self.progress["epoch"] < epochs and not ended:
             return False
         self.model.on_phase_end(phase.name, self.loader.full_pass)
         self.progress["completed"].append(phase.name)
@@ -409,6 +421,10 @@ class Trainer:
         return out.logs
 
     # ------------------------------------------------------------------ helpers
+    def phase_epochs(self, phase: Phase) -> int:
+        """The epochs ``phase`` trains for in this run."""
+        return self._phase_epochs(phase)
+
     def _phase_epochs(self, phase: Phase) -> int:
         if phase.epochs == 0:
             return 0
