@@ -1,4 +1,5 @@
 import gzip
+import logging
 import os
 import pickle
 import struct
@@ -368,3 +369,16 @@ def test_download_verifies_checksums_and_keeps_nothing_bad(tmp_path, monkeypatch
     monkeypatch.setitem(dl.SOURCES, "mnist", offline)
     with pytest.raises(DataError, match="could not download .*--data-dir"):
         dl.download("mnist", str(tmp_path / "dest3"))
+
+
+def test_a_table_with_columns_on_very_different_scales_gets_a_warning(tmp_path, caplog):
+    rng = np.random.default_rng(0)
+    rows = rng.normal(size=(40, 2))
+    for name, scale in (("even.csv", [1.0, 1.0]), ("uneven.csv", [1.0, 1000.0])):
+        (tmp_path / name).write_text("a,b,label\n" + "".join(
+            f"{a * scale[0]},{b * scale[1] + scale[1]},{i % 2}\n" for i, (a, b) in enumerate(rows)))
+    with caplog.at_level(logging.WARNING):
+        load_dataset(f"csv:{tmp_path / 'even.csv'}")
+        assert "different scales" not in caplog.text
+        load_dataset(f"csv:{tmp_path / 'uneven.csv'}")
+        assert "different scales" in caplog.text and "standardize" in caplog.text

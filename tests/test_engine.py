@@ -415,3 +415,10 @@ def test_early_stopping_ends_the_classifying_phase_at_its_best_epoch_and_spares_
     assert not all(torch.equal(final[k], dec[0][k]) for k in final if k.startswith("dec."))
     progress = ckpt_io.load(result.run_dir / "checkpoints" / "last.pt")["progress"]
     assert progress["completed"] == ["vec", "decoder"]
+
+
+def test_a_run_without_checkpoints_writes_none_and_trains_the_same(tmp_path):
+    a = run(tmp_path, "a", train={"epochs": 2})
+    b = run(tmp_path, "b", train={"epochs": 2, "checkpoints": False})
+    assert not list((tmp_path / "b").glob("checkpoints/*"))
+    assert same(a.model.state_dict(), b.model.state_dict())

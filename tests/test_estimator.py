@@ -117,3 +117,22 @@ def test_the_package_exports_the_classifier():
     assert ssavae.SSAVAEClassifier is SSAVAEClassifier
     with pytest.raises(AttributeError):
         ssavae.NoSuchThing
+
+
+def test_verbose_shows_the_training_progress_and_quiet_shows_nothing(capfd):
+    X, _, y_semi = blobs(60)
+    SSAVAEClassifier(epochs=1, latent_dim=2, random_state=0).fit(X, y_semi)
+    quiet_out = capfd.readouterr()
+    SSAVAEClassifier(epochs=1, latent_dim=2, verbose=True, random_state=0).fit(X, y_semi)
+    loud = capfd.readouterr()
+    assert "vec" not in quiet_out.out + quiet_out.err
+    assert "vec 1/1" in loud.out + loud.err and "decode" in loud.out + loud.err  # both phases
+
+
+@pytest.mark.parametrize("side, augment", [(8, "none"), (16, "shift")])
+def test_small_images_train_without_the_shift(side, augment):
+    rng = np.random.default_rng(0)
+    X = (rng.random((40, side, side)) * 255).astype(np.uint8)
+    y = np.where(np.arange(40) < 10, np.arange(40) % 2, -1)
+    clf = SSAVAEClassifier(epochs=1, latent_dim=2, random_state=0, model_params={"decoder_epochs": 0}).fit(X, y)
+    assert clf.model_.cfg.augment == augment

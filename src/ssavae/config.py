@@ -71,6 +71,7 @@ class TrainConfig:
     threads: Optional[int] = None  # torch CPU threads; null = torch default
     log_every: int = 50  # steps between metric rows
     checkpoint_every: int = 500  # steps between periodic checkpoints (plus one per epoch)
+    checkpoints: bool = True  # false: write none (in-memory fits such as the estimator; no resume)
     report: bool = True  # the final figures and report.html (off: only summary.json, e.g. in an estimator)
     keep_checkpoints: int = 0  # also keep the last N epoch-end checkpoints (epoch-STEP-PHASE-EPOCH.pt)
     best_metric: Optional[str] = None  # e.g. "vae/loss": best.pt = the epoch with the best mean of it

@@ -34,6 +34,9 @@ from .engine import EarlyStopping
 SEMI_SUPERVISED = ("ssavae", "m2", "aae_semi", "classifier")
 # networks that suit small tables (hundreds of rows, tens of columns)
 TABLE_NETS = {"arch": "mlp", "hidden": 64, "mlp_hidden": (128,)}
+# below this side, images train without the families' default shift (validation on 8x8 digits,
+# 10 labels per class, 3 seeds: 90.4 % without it, 81.3 % with it; docs/results.md)
+SMALL_IMAGE = 16
 
 
 class SSAVAEClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
@@ -109,12 +112,15 @@ class SSAVAEClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
         seed = int(np.random.RandomState(self.random_state).randint(2 ** 31 - 1)) \
             if not isinstance(self.random_state, (int, np.integer)) else int(self.random_state)
         model = dict(TABLE_NETS, likelihood="gaussian") if x.ndim == 2 else {}
+        if x.ndim == 4 and min(x.shape[2:]) < SMALL_IMAGE:
+            model["augment"] = "none"  # a 2-pixel shift is a quarter of an 8x8 image
         if self.latent_dim is not None:
             model["latent_dim"] = self.latent_dim
         model.update(self.model_params or {})
         raw = {"model": {"name": self.family, **model}, "data": {"name": "arrays"},
                "train": {"epochs": self.epochs, "batch_size": min(self.batch_size, len(x)), "lr": self.lr,
                          "progress": bool(self.verbose), "sample_every": 0, "threads": 0, "report": False,
+                         "checkpoints": False,
                          **(self.train_params or {})},
                "seed": seed}
         cfg = build_run_config(raw)

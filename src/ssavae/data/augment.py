@@ -28,7 +28,7 @@ Augment = Literal["none", "shift", "flip-shift"]
 SHIFT = 2  # pixels
 NOISE = 0.1  # std of the strong view's pixel noise
 CUTOUT = 0.4  # side of the strong view's cut-out square, as a fraction of the image side
-SWAP = 0.0  # fraction of a vector's features the strong view swaps
+SWAP = 0.2  # fraction of a vector's features the strong view swaps (validation, docs/results.md)
 
 
 def shift(x: torch.Tensor, pixels: int = SHIFT) -> torch.Tensor:

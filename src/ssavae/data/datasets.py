@@ -164,6 +164,7 @@ def _load_user_data(kind: str, target: str, label_column: str = "label", unlabel
     elif kind == "csv":
         x_tr, y_tr, classes = readers.read_csv(path, label_column, unlabeled)
         x_te = y_te = None
+        _warn_unscaled(x_tr, f"{kind}:{target}")
     elif kind == "folder":
         x_tr, y_tr, classes = readers.read_image_folder(path, image_size)
         x_te = y_te = None
@@ -175,6 +176,18 @@ def _load_user_data(kind: str, target: str, label_column: str = "label", unlabel
         k = int(max(y_tr.max(initial=-1), y_te.max(initial=-1))) + 1
         classes = [str(i) for i in range(max(k, 1))]
     return Dataset(f"{kind}:{path.name}", x_tr, y_tr, x_te, y_te, classes)
+
+
+def _warn_unscaled(x: np.ndarray, name: str) -> None:
+    """The networks read a table's columns as they are: say so when their scales differ widely."""
+    if x.ndim != 2 or len(x) < 2:
+        return
+    std = x.std(0)
+    spread = np.maximum(std, np.abs(x.mean(0)))
+    if (std > 0).all() and spread.max() > 10 * max(float(std.min()), 1e-12) and spread.max() > 10:
+        log.warning("%s: its columns are on very different scales (spread up to %.3g, standard deviation "
+                    "down to %.3g); the networks read them as they are: standardize each column first "
+                    "(or fit ssavae.SSAVAEClassifier, which standardizes inside)", name, spread.max(), std.min())
 
 
 def _stratified_holdout(x, y, fraction: float, seed: int):

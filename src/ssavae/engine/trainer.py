@@ -152,7 +152,9 @@ class Trainer:
     # ------------------------------------------------------------------ checkpoints
     def save_checkpoint(self, name: str = "last.pt") -> Optional[Path]:
         """Write the checkpoint atomically; not while the stability guard is alarmed (the last
-        one on disk then stays the last sound state)."""
+        one on disk then stays the last sound state); never with ``train.checkpoints false``."""
+        if not self.train_cfg.checkpoints:
+            return None
         if self._guard is not None and self._agree(self._guard.alarmed):
             log.warning("stability guard alarmed: checkpoint %s not written", name)
             return None
