@@ -2,6 +2,7 @@
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from ssavae import cli
@@ -199,3 +200,41 @@ def test_resuming_a_finished_run_says_there_is_nothing_to_train(tmp_path, capsys
     assert json.loads((out / "summary.json").read_text())["steps"] == steps
     said = capsys.readouterr()
     assert "already finished every phase" in " ".join((said.out + said.err).split())
+
+
+def test_users_own_table_and_image_folder_train_from_the_command_line(tmp_path, capsys):
+    """A CSV with class names, empty cells for unlabeled rows and columns on very different
+    scales (standardized, statistics written), and a folder of PNGs with an unlabeled/ folder."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    names = ["setosa", "virginica"]
+    lines = ["width,weight,species"]
+    for i in range(80):
+        k = i % 2
+        lines.append(f"{rng.normal(k * 3)},{rng.normal(k * 3) * 1000 + 9000},{names[k] if i < 20 else ''}")
+    (tmp_path / "t.csv").write_text("\n".join(lines) + "\n")
+    table = tmp_path / "table"
+    args = ["train", "--model", "ssavae", "--data", f"csv:{tmp_path / 't.csv'}", "--data.label_column", "species",
+            "--model.latent_dim", "2", "--train.epochs", "2", "--train.batch_size", "16",
+            "--train.progress", "false", "--out", str(table)]
+    assert cli.main(args) == 0
+    printed = capsys.readouterr().out
+    summary = json.loads((table / "summary.json").read_text())
+    assert summary["classification.n_labeled"] == 2  # one labeled test row per class (stratified)
+    assert f"on {summary['classification.n_labeled']} labeled" in printed
+    stats = json.loads((table / "standardization.json").read_text())
+    assert stats["mean"][1] > 5000 and stats["scale"][1] > 500
+
+    for k, cls in enumerate(["dark", "light", "unlabeled"]):
+        (tmp_path / "imgs" / cls).mkdir(parents=True)
+        for j in range(12):
+            level = 40 if k == 0 else 215 if k == 1 else int(rng.choice([40, 215]))
+            pixels = np.clip(rng.normal(level, 20, (12, 12)), 0, 255).astype(np.uint8)
+            Image.fromarray(pixels).save(tmp_path / "imgs" / cls / f"{j}.png")
+    folder = tmp_path / "folder"
+    assert cli.main(["train", "--model", "ssavae", "--data", f"folder:{tmp_path / 'imgs'}",
+                     "--model.latent_dim", "2", "--train.epochs", "1", "--train.batch_size", "16",
+                     "--train.progress", "false", "--out", str(folder)]) == 0
+    assert not (folder / "standardization.json").exists()  # images are not standardized
+    assert json.loads((folder / "summary.json").read_text())["classification.n_labeled"] == 2

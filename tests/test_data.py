@@ -371,14 +371,26 @@ def test_download_verifies_checksums_and_keeps_nothing_bad(tmp_path, monkeypatch
         dl.download("mnist", str(tmp_path / "dest3"))
 
 
-def test_a_table_with_columns_on_very_different_scales_gets_a_warning(tmp_path, caplog):
+def test_csv_tables_are_standardized_by_default_with_the_training_rows_statistics(tmp_path, caplog):
+    from ssavae.config import build_run_config
+    from ssavae.runs import prepare_data
+
     rng = np.random.default_rng(0)
-    rows = rng.normal(size=(40, 2))
-    for name, scale in (("even.csv", [1.0, 1.0]), ("uneven.csv", [1.0, 1000.0])):
-        (tmp_path / name).write_text("a,b,label\n" + "".join(
-            f"{a * scale[0]},{b * scale[1] + scale[1]},{i % 2}\n" for i, (a, b) in enumerate(rows)))
+    rows = rng.normal(size=(60, 2))
+    (tmp_path / "t.csv").write_text("a,b,label\n" + "".join(
+        f"{a},{1000 * b + 5000},{i % 2}\n" for i, (a, b) in enumerate(rows)))
+
+    def prepared(**data):
+        return prepare_data(build_run_config({"model": {"name": "vae"}, "data": {"name": f"csv:{tmp_path / 't.csv'}", **data}}))[0]
+
+    ds = prepared()
+    assert np.allclose(ds.x_train.mean(0), 0, atol=1e-5) and np.allclose(ds.x_train.std(0), 1, atol=1e-4)
+    raw = prepared(standardize=False)
+    stats = ds.standardization
+    assert np.allclose((raw.x_test - stats["mean"]) / stats["scale"], ds.x_test, atol=1e-4)  # test rows: train stats
+    assert abs(stats["mean"][1] - raw.x_train[:, 1].mean()) < 1e-2 and stats["mean"][1] > 4000
     with caplog.at_level(logging.WARNING):
-        load_dataset(f"csv:{tmp_path / 'even.csv'}")
-        assert "different scales" not in caplog.text
-        load_dataset(f"csv:{tmp_path / 'uneven.csv'}")
-        assert "different scales" in caplog.text and "standardize" in caplog.text
+        prepared(standardize=False)
+    assert "different scales" in caplog.text and "data.standardize true" in caplog.text
+    with pytest.raises(DataError, match="applies to tables"):
+        prepare_data(build_run_config({"model": {"name": "vae"}, "data": {"name": "synthetic", "standardize": True}}))

@@ -42,6 +42,9 @@ class DataConfig:
     limit_test: Optional[int] = None  # use only the first N test examples
     validation_size: int = 0  # hold this many training examples out (seeded by split_seed)
     evaluate_on: Literal["test", "validation"] = "test"  # validation: they replace the test set
+    # tables: each column -> (x - mean) / std of the training rows (RUN_DIR/standardization.json);
+    # null: for csv:/npz: tables not already within [0, 1]
+    standardize: Optional[bool] = None
 
 
 @dataclass

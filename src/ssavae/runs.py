@@ -8,6 +8,7 @@ Every run directory has one layout::
     RUN_DIR/checkpoints/      last.pt (exact resume), written atomically
     RUN_DIR/figures/          PNG grids and maps
     RUN_DIR/summary.json      test-set numbers of the finished run
+    RUN_DIR/standardization.json  a standardized table's column means and scales (tables only)
     RUN_DIR/report.html       all of it on one self-contained page
 """
 from __future__ import annotations
@@ -24,7 +25,8 @@ import torch
 from . import checkpoint as ckpt_io
 from . import config as config_mod
 from .config import RunConfig
-from .data import DataInfo, Dataset, InMemoryLoader, LabeledStream, apply_split, labeled_mask, load_dataset
+from .data import (DataInfo, Dataset, InMemoryLoader, LabeledStream, apply_split, labeled_mask, load_dataset,
+                   warn_unscaled)
 from .engine import Trainer, make_fabric
 from .errors import CheckpointError, ConfigError
 from .eval.figures import epoch_figures
@@ -54,6 +56,13 @@ def prepare_data(cfg: RunConfig, dataset: Optional[Dataset] = None) -> tuple[Dat
         ds = ds.with_validation(d.validation_size, d.split_seed + 1_000, d.evaluate_on)
     elif d.evaluate_on == "validation":
         raise ConfigError("data.evaluate_on validation needs data.validation_size > 0")
+    table = ds.x_train.ndim == 2
+    standardize = d.standardize if d.standardize is not None else \
+        table and d.name.startswith(("csv:", "npz:")) and not ds.info.unit_range
+    if standardize:
+        ds = ds.standardized()
+    elif table and d.name.startswith(("csv:", "npz:")):
+        warn_unscaled(ds.x_train, d.name)
     mask = labeled_mask(ds.y_train, d.labels_per_class, d.label_fraction, d.split_seed)
     return ds, apply_split(ds.y_train, mask)
 
@@ -187,6 +196,10 @@ def train(cfg: RunConfig, run_dir: str | Path, resume: bool = False,
     if fabric.global_rank == 0:
         run_dir.mkdir(parents=True, exist_ok=True)
         config_mod.save(cfg, run_dir / "config.yaml")
+        if ds.standardization is not None:  # what new rows need before predict_proba / encode
+            (run_dir / "standardization.json").write_text(json.dumps(ds.standardization))
+            log.info("%s: columns standardized with the training rows' mean and standard deviation "
+                     "(%s); apply the same to new rows", ds.name, run_dir / "standardization.json")
         log.info("%s: %d training examples (%d labeled), %d test; %s with %d parameters",
                  ds.name, len(y_train), int((y_train >= 0).sum()), len(ds.y_test), model.name,
                  sum(p.numel() for p in model.parameters()))

@@ -47,6 +47,8 @@ class Dataset:
     x_test: np.ndarray
     y_test: np.ndarray
     classes: list[str]
+    # set by standardized(): {"mean": [...], "scale": [...]} per column, from the training rows
+    standardization: Optional[dict] = None
 
     def __post_init__(self):
         for split in ("train", "test"):
@@ -67,6 +69,21 @@ class Dataset:
         else:
             unit = bool(self.x_train.min() >= 0 and self.x_train.max() <= 1)
         return DataInfo(tuple(self.x_train.shape[1:]), len(self.classes), unit)
+
+    def standardized(self) -> "Dataset":
+        """Vectors with each column centred and scaled by the training rows' mean and standard
+        deviation (a constant column is only centred); the statistics go with the result."""
+        if self.x_train.ndim != 2:
+            raise DataError(f"{self.name}: data.standardize applies to tables (N, D), not to data of "
+                            f"shape {self.x_train.shape[1:]}; set data.standardize false")
+        mean = self.x_train.mean(0, dtype=np.float64)
+        scale = self.x_train.std(0, dtype=np.float64)
+        scale = np.where(scale > 0, scale, 1.0)
+
+        def scaled(x):
+            return ((x - mean) / scale).astype(np.float32)
+        return Dataset(self.name, scaled(self.x_train), self.y_train, scaled(self.x_test), self.y_test,
+                       self.classes, {"mean": mean.tolist(), "scale": scale.tolist()})
 
     def limit(self, n_train: Optional[int], n_test: Optional[int]) -> "Dataset":
         if n_train is None and n_test is None:
@@ -164,7 +181,6 @@ def _load_user_data(kind: str, target: str, label_column: str = "label", unlabel
     elif kind == "csv":
         x_tr, y_tr, classes = readers.read_csv(path, label_column, unlabeled)
         x_te = y_te = None
-        _warn_unscaled(x_tr, f"{kind}:{target}")
     elif kind == "folder":
         x_tr, y_tr, classes = readers.read_image_folder(path, image_size)
         x_te = y_te = None
@@ -178,7 +194,7 @@ def _load_user_data(kind: str, target: str, label_column: str = "label", unlabel
     return Dataset(f"{kind}:{path.name}", x_tr, y_tr, x_te, y_te, classes)
 
 
-def _warn_unscaled(x: np.ndarray, name: str) -> None:
+def warn_unscaled(x: np.ndarray, name: str) -> None:
     """The networks read a table's columns as they are: say so when their scales differ widely."""
     if x.ndim != 2 or len(x) < 2:
         return
@@ -186,7 +202,7 @@ def _warn_unscaled(x: np.ndarray, name: str) -> None:
     spread = np.maximum(std, np.abs(x.mean(0)))
     if (std > 0).all() and spread.max() > 10 * max(float(std.min()), 1e-12) and spread.max() > 10:
         log.warning("%s: its columns are on very different scales (spread up to %.3g, standard deviation "
-                    "down to %.3g); the networks read them as they are: standardize each column first "
+                    "down to %.3g); the networks read them as they are: set data.standardize true "
                     "(or fit ssavae.SSAVAEClassifier, which standardizes inside)", name, spread.max(), std.min())
 
 
