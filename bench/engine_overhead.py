@@ -1,12 +1,17 @@
 """Engine overhead: images per second of the ssavae engine beside a bare PyTorch loop.
 
-Both train the identical conv VAE (same initial weights, same batches of the same data, same
-Adam and gradient clipping), interleaved A/B/A/B so machine noise hits both alike. Each side is
-timed for a short and a long run and the difference gives the steady per-step cost, so one-off
-set-up (process group, first checkpoint, metrics file) does not count as per-step overhead; that
-fixed cost is printed separately. Prints each repetition and the median ratio engine / bare.
+Both train the identical networks of a family (same initial weights, same batches of the same
+data, same Adam and gradient clipping), interleaved A/B/A/B so machine noise hits both alike.
+The bare loop is what a careful hand-written loop does with the family's own losses: per batch,
+for each step of the phase, only that step's parameters require gradients, zero_grad, loss,
+backward, clip, Adam step. Each side is timed for a short and a long run and the difference gives
+the steady per-step cost, so one-off set-up (process group, first checkpoint, metrics file) does
+not count as per-step overhead; that fixed cost is printed separately. Prints each repetition and
+the median ratio engine / bare. The first phase that trains is measured (``--set
+model.vec_epochs=0`` measures SSAVAE's decoder step).
 
-    python bench/engine_overhead.py [--steps 60] [--reps 3] [--batch-size 128] [--data fashion-mnist]
+    python bench/engine_overhead.py [--family vae] [--steps 60] [--reps 3] [--batch-size 128]
+        [--data fashion-mnist] [--set model.KEY=VALUE ...]
 """
 from __future__ import annotations
 
@@ -17,34 +22,55 @@ import tempfile
 import time
 
 import torch
+import yaml
 
 from ssavae.config import build_run_config
-from ssavae.data import InMemoryLoader, load_dataset
+from ssavae.data import InMemoryLoader, LabeledStream, apply_split, labeled_mask, load_dataset
 from ssavae.data.readers import DataError
 from ssavae.runs import build_model
 from ssavae.engine import Trainer
 from ssavae.models import Batch
 
 
-def bare_loop(model, loader, steps, clip):
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+def first_phase(model):
+    return next(p for p in model.phases() if p.epochs != 0)
+
+
+def bare_loop(model, loader, labeled, steps, clip):
+    phase = first_phase(model)
+    groups = model.param_groups()
+    params = {s.name: [p for g in s.groups for p in groups[g]] for s in phase.steps}
+    opts = {k: torch.optim.Adam(v, lr=1e-3) for k, v in params.items()}
+    everything = list(model.parameters())
     model.train()
+    for g in phase.frozen:
+        getattr(model, g).eval()
     it = loader.iterate(0)
-    for _ in range(steps):
+    for t in range(steps):
         batch = next(it, None)
         if batch is None:  # next epoch (the engine reshuffles; the work per step is the same)
             it = loader.iterate(0)
             batch = next(it)
-        opt.zero_grad(set_to_none=True)
-        loss = model.vae_loss(Batch(*batch)).loss
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
-        opt.step()
+        x, y = batch
+        x_lab, y_lab = labeled.batch(t) if labeled is not None else (None, None)
+        shared = {}
+        for s in phase.steps:
+            mine = {id(p) for p in params[s.name]}
+            for p in everything:
+                p.requires_grad_(id(p) in mine)
+            opts[s.name].zero_grad(set_to_none=True)
+            lab = s.data == "labeled"
+            out = s.loss(Batch(x, y, x_lab if lab else None, y_lab if lab else None, t, t, shared))
+            if out.skip:
+                continue
+            out.loss.backward()
+            torch.nn.utils.clip_grad_norm_(params[s.name], clip)
+            opts[s.name].step()
 
 
-def engine_loop(cfg, model, loader, steps):  # steps: cfg.train.max_steps
+def engine_loop(cfg, model, loader, labeled, steps):  # steps: cfg.train.max_steps
     with tempfile.TemporaryDirectory() as d:
-        Trainer(cfg, d).fit(model, loader)
+        Trainer(cfg, d).fit(model, loader, labeled)
 
 
 def main():
@@ -53,16 +79,22 @@ def main():
     p.add_argument("--reps", type=int, default=3)
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--data", default="fashion-mnist")
+    p.add_argument("--family", default="vae")
+    p.add_argument("--set", action="append", default=[], metavar="model.KEY=VALUE")
     args = p.parse_args()
     try:
         ds = load_dataset(args.data)
     except DataError:
         ds = load_dataset("synthetic")
-    raw = {"model": {"name": "vae", "latent_dim": 20},
-           "data": {"name": ds.name},
+    model_fields = {"latent_dim": 20} if args.family == "vae" else {}
+    for item in args.set:
+        key, _, value = item.partition("=")
+        model_fields[key.removeprefix("model.")] = yaml.safe_load(value)
+    raw = {"model": {"name": args.family, **model_fields},
+           "data": {"name": ds.name, "labels_per_class": 100},
            "train": {"epochs": 1000, "batch_size": args.batch_size, "max_steps": args.steps,
                      "progress": False, "log_every": 50, "checkpoint_every": 10**9,
-                     "sample_every": 0}}
+                     "sample_every": 0, "checkpoints": False}}
     cfg = build_run_config(raw)
     torch.manual_seed(0)
     init = build_model(cfg, ds).state_dict()
@@ -72,14 +104,20 @@ def main():
         m.load_state_dict(init)
         return m
 
+    y_train = apply_split(ds.y_train, labeled_mask(ds.y_train, 100, None, 0))
+
     def loader():
-        return InMemoryLoader(ds.x_train, ds.y_train, args.batch_size, seed=0)
+        return InMemoryLoader(ds.x_train, y_train, args.batch_size, seed=0)
+
+    def labeled():
+        return LabeledStream(ds.x_train, y_train, cfg.train.labeled_batch_size, seed=1)
 
     n_params = sum(p.numel() for p in fresh().parameters())
-    print(f"conv VAE, {n_params / 1e6:.2f} M parameters, data {ds.name}, batch {args.batch_size}, "
+    print(f"{args.family} (phase {first_phase(fresh()).name}), {n_params / 1e6:.2f} M parameters, data {ds.name}, "
+          f"batch {args.batch_size} + labeled {cfg.train.labeled_batch_size}, "
           f"{args.steps} steps, torch {torch.__version__}, {torch.get_num_threads()} threads, "
           f"{platform.processor() or platform.machine()}")
-    bare_loop(fresh(), loader(), 5, cfg.train.grad_clip)  # warm-up
+    bare_loop(fresh(), loader(), labeled(), 5, cfg.train.grad_clip)  # warm-up
     short = 10
 
     def timed(fn, steps):
@@ -88,11 +126,11 @@ def main():
         return time.perf_counter() - t0
 
     def bare(steps):
-        bare_loop(fresh(), loader(), steps, cfg.train.grad_clip)
+        bare_loop(fresh(), loader(), labeled(), steps, cfg.train.grad_clip)
 
     def engine(steps):
         c = build_run_config({**raw, "train": {**raw["train"], "max_steps": steps}})
-        engine_loop(c, fresh(), loader(), steps)
+        engine_loop(c, fresh(), loader(), labeled(), steps)
 
     engine(short)  # warm-up of the engine's one-off imports (Fabric, rich, the figure code)
     ratios, fixed = [], []

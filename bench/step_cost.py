@@ -22,11 +22,13 @@ from ssavae.models import Batch, list_models
 from ssavae.runs import build_model
 
 
-def one_batch(name: str, x, y, x_lab, y_lab):
+def one_batch(name: str, x, y, x_lab, y_lab, memory_format=None):
     """A function that runs every step of family ``name`` (default config, 10 classes) on the
-    batch once: loss and backward, no optimizer."""
+    batch once: loss and backward, no optimizer (the networks in ``memory_format`` if given)."""
     cfg = build_run_config({"model": {"name": name}, "data": {"name": "synthetic"}})
     model = build_model(cfg, DataInfo(tuple(x.shape[1:]), 10, True))
+    if memory_format is not None:
+        model = model.to(memory_format=memory_format)
     steps = [s for phase in model.phases() for s in phase.steps]
 
     def run() -> None:

@@ -422,3 +422,35 @@ def test_a_run_without_checkpoints_writes_none_and_trains_the_same(tmp_path):
     b = run(tmp_path, "b", train={"epochs": 2, "checkpoints": False})
     assert not list((tmp_path / "b").glob("checkpoints/*"))
     assert same(a.model.state_dict(), b.model.state_dict())
+
+
+def test_precision_auto_uses_bf16_only_on_a_cpu_with_native_bf16(tmp_path, monkeypatch):
+    from ssavae.config import TrainConfig
+    from ssavae.engine import trainer as trainer_mod
+    from ssavae.engine import resolve_precision
+
+    avx2 = tmp_path / "avx2"
+    avx2.write_text("flags\t\t: fpu sse2 avx avx2 fma\n")
+    amx = tmp_path / "amx"
+    amx.write_text("flags\t\t: fpu sse2 avx avx2 avx512f avx512_bf16 amx_bf16 amx_tile\n")
+    assert not trainer_mod.cpu_has_native_bf16(str(avx2)) and trainer_mod.cpu_has_native_bf16(str(amx))
+    assert not trainer_mod.cpu_has_native_bf16(str(tmp_path / "missing"))
+    detect = trainer_mod.cpu_has_native_bf16
+    for info, expected in ((amx, "bf16-mixed"), (avx2, "32-true")):
+        monkeypatch.setattr(trainer_mod, "cpu_has_native_bf16", lambda p=str(info): detect(p))
+        assert resolve_precision(TrainConfig(accelerator="cpu")) == expected
+        assert resolve_precision(TrainConfig(accelerator="cpu", precision="32-true")) == "32-true"  # opt-out
+    monkeypatch.setattr(trainer_mod, "cpu_has_native_bf16", lambda: True)
+    trainer = trainer_mod.Trainer(build_run_config(family_raw("vae", train={"accelerator": "cpu"})), tmp_path / "r")
+    assert trainer.precision == "bf16-mixed" and trainer.fabric._precision.precision == "bf16-mixed"
+
+
+def test_conv_weights_train_channels_last_on_cpu_by_default_and_as_asked(tmp_path):
+    conv = {"arch": "conv"}
+    on = run(tmp_path, "on", model=conv)
+    off = run(tmp_path, "off", model=conv, train={"channels_last": False})
+    w_on, w_off = on.model.enc.state_dict(), off.model.enc.state_dict()
+    k = next(k for k, v in w_on.items() if v.dim() == 4 and v.shape[1] > 1)  # (1 channel: both at once)
+    assert w_on[k].is_contiguous(memory_format=torch.channels_last) and not w_on[k].is_contiguous()
+    assert w_off[k].is_contiguous()
+    assert all(torch.allclose(w_on[n], w_off[n], atol=1e-4) for n in w_on)  # the same training, up to rounding

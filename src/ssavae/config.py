@@ -70,7 +70,11 @@ class TrainConfig:
     devices: Union[int, str] = 1  # processes per node ("auto" = all GPUs)
     num_nodes: int = 1
     strategy: str = "auto"  # auto, ddp (gradients averaged across processes)
-    precision: Literal["32-true", "bf16-mixed", "16-mixed"] = "32-true"
+    # networks' 4-D weights in channels-last memory; null: on a CPU (a conv batch 0.71-0.89x the
+    # time, docs/performance.md), off elsewhere (not measured)
+    channels_last: Optional[bool] = None
+    # auto: bf16-mixed on a CPU with native bf16 arithmetic (AVX512-BF16 or AMX), else 32-true
+    precision: Literal["auto", "32-true", "bf16-mixed", "16-mixed"] = "auto"
     threads: Optional[int] = None  # torch CPU threads; null = torch default
     log_every: int = 50  # steps between metric rows
     checkpoint_every: int = 500  # steps between periodic checkpoints (plus one per epoch)
