@@ -12,7 +12,7 @@ import time
 
 import torch
 
-from step_cost import one_batch
+from step_cost import example_batch, one_batch
 
 
 def main() -> None:
@@ -22,9 +22,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    torch.manual_seed(0)
-    x, y = torch.rand(128, 1, 28, 28), torch.full((128,), -1)
-    x_lab, y_lab = torch.rand(64, 1, 28, 28), torch.randint(0, 10, (64,))
+    x, y, x_lab, y_lab = example_batch()
     last = torch.channels_last
     print(f"threads {args.threads}, batch 128 unlabeled + 64 labeled, median of {args.reps} interleaved reps")
     print("| family | NCHW s | channels-last s | channels-last / NCHW |\n|---|---:|---:|---:|")

@@ -39,6 +39,13 @@ def one_batch(name: str, x, y, x_lab, y_lab, memory_format=None):
     return run
 
 
+def example_batch():
+    """128 unlabeled Fashion-MNIST-shaped images and a labeled batch of 64 (seeded)."""
+    torch.manual_seed(0)
+    return (torch.rand(128, 1, 28, 28), torch.full((128,), -1),
+            torch.rand(64, 1, 28, 28), torch.randint(0, 10, (64,)))
+
+
 def median_seconds(fn, reps: int) -> float:
     """The median of ``reps`` calls after one warm-up call."""
     times = []
@@ -60,9 +67,7 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=5)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    torch.manual_seed(0)
-    x, y = torch.rand(128, 1, 28, 28), torch.full((128,), -1)
-    x_lab, y_lab = torch.rand(64, 1, 28, 28), torch.randint(0, 10, (64,))
+    x, y, x_lab, y_lab = example_batch()
     families = args.families.split(",")
     unknown = set(families) - set(list_models())
     if unknown:
