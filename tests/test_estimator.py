@@ -136,3 +136,11 @@ def test_small_images_train_without_the_shift(side, augment):
     y = np.where(np.arange(40) < 10, np.arange(40) % 2, -1)
     clf = SSAVAEClassifier(epochs=1, latent_dim=2, random_state=0, model_params={"decoder_epochs": 0}).fit(X, y)
     assert clf.model_.cfg.augment == augment
+
+
+def test_early_stopping_without_a_row_to_hold_out_says_so():
+    X, _, _ = blobs(30)
+    y = np.full(30, -1)
+    y[:3] = [0, 1, 2]  # one label per class: nothing can be held out
+    with pytest.raises(ValueError, match="at least 2 labeled rows"):
+        SSAVAEClassifier(epochs=1, early_stopping=True, random_state=0).fit(X, y)

@@ -52,7 +52,7 @@ class SSAVAEClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
         self.lr = lr
         self.standardize = standardize
         # early stopping: validation_fraction of each class's labeled rows is held out (their
-        # images stay in training, unlabeled); the classifying phase ends after n_iter_no_change
+        # inputs stay in training, unlabeled); the classifying phase ends after n_iter_no_change
         # epochs without a better validation accuracy, and keeps its best epoch's weights
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction
@@ -154,6 +154,9 @@ class SSAVAEClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
             if len(rows) >= 2:
                 n = min(len(rows) - 1, max(1, int(round(self.validation_fraction * len(rows)))))
                 held.extend(rng.choice(rows, n, replace=False))
+        if not held:
+            raise ValueError("early_stopping needs a class with at least 2 labeled rows to hold one out; "
+                             "label more rows or set early_stopping=False")
         held = np.sort(np.asarray(held, np.int64))
         x_val, y_val = to_float(x[held]), torch.from_numpy(codes[held].copy())
         codes[held] = -1  # still trained on, without their labels
