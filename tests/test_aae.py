@@ -199,3 +199,26 @@ def test_cluster_balance_term_joins_the_gen_step_with_its_weight():
     assert "g_loss_balance" not in gen.loss(batch).logs
     with pytest.raises(ConfigError, match="balance_weight"):
         tiny_model("aae_cluster", balance_weight=-1.0)
+
+
+@pytest.mark.parametrize("critic_codes,passes", [("fresh", 3), ("recon", 2)])
+def test_aae_critic_reads_the_reconstruction_steps_codes_when_asked(critic_codes, passes):
+    """``critic_codes: recon``: the critic's fakes are the reconstruction step's codes, detached,
+    so a batch's three steps run two encoder passes instead of three; with ``fresh`` the critic
+    encodes again (the codes of the encoder the reconstruction update left)."""
+    model = tiny_model("aae", critic_codes=critic_codes)
+    calls = []
+    model.enc.register_forward_hook(lambda *a: calls.append(1))
+    x, y = data(16, labeled=False)
+    batch = Batch(x, y)
+    recon, disc, gen = model.phases()[0].steps
+    z = model.code(x).detach()
+    calls.clear()
+    recon.loss(batch)
+    disc.loss(batch)
+    gen.loss(batch)
+    assert len(calls) == passes
+    fakes = batch.shared["codes"]["z"]
+    assert not fakes.requires_grad and torch.equal(fakes, z)  # (no update in between here)
+    with pytest.raises(ConfigError, match="critic_codes must be 'fresh' for aae_supervised"):
+        tiny_model("aae_supervised", critic_codes="recon")

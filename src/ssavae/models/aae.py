@@ -50,6 +50,10 @@ class AAEConfig(ModelConfig):
     encoder: Literal["deterministic", "gaussian"] = "deterministic"
     label_regularization: bool = False  # Dis reads the label (K + 1 slots); mode k for class k
     disc_hidden: tuple[int, ...] = (1000, 1000)  # the code discriminator's MLP (Makhzani: 2 x 1000)
+    # the codes the critic sees as fakes: "fresh" (encoded again after the reconstruction update,
+    # Makhzani's schedule) or "recon" (the reconstruction step's own, detached: one encoder pass
+    # fewer per batch, codes one update old; docs/performance.md)
+    critic_codes: Literal["fresh", "recon"] = "fresh"
 
     def validate(self) -> None:
         super().validate()
@@ -106,7 +110,8 @@ class AAECore(GenerativeModel):
         return {}
 
     def fakes(self, batch: Batch) -> dict[str, torch.Tensor]:
-        """The batch's codes for the critics, computed by the first critic step (detached)."""
+        """The batch's codes for the critics (detached): computed by the first critic step, unless
+        the reconstruction step handed over its own (``aae``'s ``critic_codes: recon``)."""
         if "codes" not in batch.shared:
             with torch.no_grad():
                 batch.shared["codes"] = {k: v.detach() for k, v in self.codes(batch.x).items()}
@@ -192,7 +197,10 @@ class AAE(AAECore):
 
     # ------------------------------------------------------------------ losses
     def recon_loss(self, batch: Batch) -> StepOutput:
-        recon = self.nll(self.dec(self.code(batch.x)), batch.x)
+        z = self.code(batch.x)
+        if self.cfg.critic_codes == "recon":  # the critic steps take these (AAECore.fakes)
+            batch.shared["codes"] = {"z": z.detach()}
+        recon = self.nll(self.dec(z), batch.x)
         loss = recon.mean()
         return StepOutput(loss, {"loss": loss.detach()})
 
@@ -207,6 +215,12 @@ class AAE(AAECore):
 @dataclass
 class SupervisedAAEConfig(AAEConfig):
     """The fields of ``aae`` (its own class: a run's config names its family)."""
+
+    def validate(self) -> None:
+        super().validate()
+        if self.critic_codes != "fresh":  # its reconstruction step encodes other images
+            raise ValueError("model.critic_codes must be 'fresh' for aae_supervised: its reconstruction step "
+                             "reads the labeled examples, not the batch its critic sees")
 
 
 @register("aae_supervised")
