@@ -42,12 +42,14 @@ def test_encoders_decoders_and_resize_conv():
 def test_resize_conv_is_nearest_upsampling_then_a_3x3_convolution():
     """The folded stride-2 kernel computes exactly Upsample(nearest) + Conv2d(3, padding 1),
     borders included, forward and backward; catches a wrong fold (a tap on the wrong side, a
-    transposed kernel) and a layout change that would no longer load 0.3 checkpoints."""
+    transposed kernel) and a layout change that would no longer load 0.3 checkpoints. In float64:
+    the two compute the same sums in another order, and in fp32 that order (which differs between
+    CPUs' kernels) moves a weight gradient, a sum of 420 products, by 1e-5."""
     torch.manual_seed(0)
-    fast = ResizeConv2d(6, 4)
-    slow = torch.nn.Sequential(torch.nn.Upsample(scale_factor=2), torch.nn.Conv2d(6, 4, 3, 1, 1))
+    fast = ResizeConv2d(6, 4).double()
+    slow = torch.nn.Sequential(torch.nn.Upsample(scale_factor=2), torch.nn.Conv2d(6, 4, 3, 1, 1)).double()
     slow[1].load_state_dict(fast.state_dict())
-    x = torch.randn(3, 6, 7, 5, requires_grad=True)
+    x = torch.randn(3, 6, 7, 5, dtype=torch.float64, requires_grad=True)
     out_fast, out_slow = fast(x), slow(x)
     assert out_fast.shape == (3, 4, 14, 10)
     torch.testing.assert_close(out_fast, out_slow)
