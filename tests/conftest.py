@@ -74,3 +74,14 @@ def tiny_cli(family: str, **sections) -> list[str]:
 @pytest.fixture
 def tiny():
     return tiny_raw
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on now, for a multi-process test's MASTER_PORT: fixed ports
+    collide with any other run of the suite (or other gloo job) on the same machine, and a rank
+    that joins the wrong job's store hangs or dies."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

@@ -65,6 +65,7 @@ def test_list_commands(capsys):
     assert "fashion-mnist" in out and "npz:PATH" in out
 
 
+@pytest.mark.precision
 def test_resume_from_cli_continues_and_refuses_model_changes(tmp_path, capsys):
     out = tmp_path / "r"
     base = ["train", *tiny_cli("vae"), "--out", str(out)]

@@ -8,6 +8,8 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
 from kill_resume import run_kill_test  # noqa: E402
 
+pytestmark = pytest.mark.precision  # exact resume in the precision auto picks
+
 
 def _check(results):
     assert sum(r["kills"] for r in results) >= 1  # the runs were interrupted

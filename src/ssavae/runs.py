@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -27,7 +27,9 @@ from . import config as config_mod
 from .config import RunConfig
 from .data import (DataInfo, Dataset, InMemoryLoader, LabeledStream, apply_split, labeled_mask, load_dataset,
                    warn_unscaled)
-from .engine import Trainer, make_fabric
+from .engine import Trainer, make_fabric, resolve_precision
+from .engine.launch import launched
+from .engine.trainer import PRECISIONS, cpu_has_native_bf16
 from .errors import CheckpointError, ConfigError
 from .eval.figures import epoch_figures
 from .eval.report import write_report
@@ -155,6 +157,49 @@ def _check_run_dir(run_dir: Path, resume: bool, init_from) -> Path:
     return last
 
 
+def decide_precision(cfg: RunConfig, resume_from: Optional[dict] = None) -> RunConfig:
+    """``cfg`` with ``train.precision`` decided once for the whole run: ``auto`` becomes what this
+    machine answers (engine ``resolve_precision``), or, when resuming, the precision the run
+    trained in, whatever this machine would answer (a run moved to a CPU of the other kind
+    continues as it began). An explicit precision is kept, on resume too (with a warning when it
+    differs from the run's: the continuation is then not bitwise the uninterrupted run)."""
+    saved = ((resume_from or {}).get("config") or {}).get("train", {}).get("precision", "auto")
+    if cfg.train.precision == "auto" and saved != "auto":
+        chosen = saved
+    else:
+        chosen = resolve_precision(cfg.train)
+        if saved not in ("auto", chosen):
+            log.warning("resuming a run that trained in %s in %s, as asked: from here on it does not "
+                        "train as the uninterrupted run would", saved, chosen)
+    return replace(cfg, train=replace(cfg.train, precision=chosen))
+
+
+def _precision_reason(asked: str, train, resume_from: Optional[dict]) -> str:
+    """Why the run trains in ``train.precision``, for the line printed at its start."""
+    if asked != "auto":
+        return "train.precision"
+    if resume_from is not None:
+        return "train.precision auto: as the run being resumed trained"
+    if train.precision == "bf16-mixed":
+        return "train.precision auto: this CPU has native bf16; --train.precision 32-true for fp32"
+    return ("train.precision auto: fp32 on an accelerator" if cpu_has_native_bf16()
+            else "train.precision auto: this CPU has no native bf16, so fp32")
+
+
+def _check_same_precision(fabric, precision: str) -> None:
+    """Every process of a distributed run trains in rank 0's precision (machines of a cluster may
+    answer ``auto`` differently): otherwise a clear error on every process, not diverging replicas."""
+    if fabric.world_size == 1:
+        return
+    ours = PRECISIONS.index(precision)
+    theirs = fabric.broadcast(ours, src=0)
+    differs = fabric.all_reduce(torch.tensor(float(ours != theirs), device=fabric.device), reduce_op="sum")
+    if float(differs) > 0:
+        raise ConfigError(f"the processes of this run chose different precisions (process 0: "
+                          f"{PRECISIONS[theirs]}, process {fabric.global_rank}: {precision}); their CPUs "
+                          "answer train.precision auto differently: set --train.precision for the run")
+
+
 def make_streams(cfg: RunConfig, ds: Dataset, y_train: np.ndarray, fabric):
     """The mixed stream (every training example, y = -1 where unlabeled) and the labeled
     stream (the labeled subset, cycled with its own seed); None when nothing is labeled."""
@@ -182,47 +227,51 @@ def train(cfg: RunConfig, run_dir: str | Path, resume: bool = False,
     last = _check_run_dir(run_dir, resume, init_from)
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
-    fabric = fabric if fabric is not None else make_fabric(cfg.train)
-    fabric.launch()
-    torch.manual_seed(cfg.seed)  # the same initial weights on every process
-    ds, y_train = prepare_data(cfg, dataset)
-    if cfg.train.batch_size * fabric.world_size > len(y_train) and fabric.global_rank == 0:
-        log.warning("train.batch_size %d (x %d processes) is larger than the %d training examples: each "
-                    "epoch is one batch of them all", cfg.train.batch_size, fabric.world_size, len(y_train))
-    model = build_model(cfg, ds, parts)
-    torch.manual_seed(cfg.seed * 7919 + fabric.global_rank)  # different noise per process
     resume_from = ckpt_io.load(last) if resume else None
-    done = _init_from(model, Path(init_from)) if init_from else []
-    if fabric.global_rank == 0:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        config_mod.save(cfg, run_dir / "config.yaml")
-        if ds.standardization is not None:  # what new rows need before predict_proba / encode
-            (run_dir / "standardization.json").write_text(json.dumps(ds.standardization))
-            log.info("%s: columns standardized with the training rows' mean and standard deviation "
-                     "(%s); apply the same to new rows", ds.name, run_dir / "standardization.json")
-        log.info("%s: %d training examples (%d labeled), %d test; %s with %d parameters",
-                 ds.name, len(y_train), int((y_train >= 0).sum()), len(ds.y_test), model.name,
-                 sum(p.numel() for p in model.parameters()))
-    loader, labeled = make_streams(cfg, ds, y_train, fabric)
-    every = cfg.train.sample_every
+    asked, cfg = cfg.train.precision, decide_precision(cfg, resume_from)
+    fabric = fabric if fabric is not None else make_fabric(cfg.train)
+    with launched(fabric):  # the process group, from here to the end of the run
+        _check_same_precision(fabric, cfg.train.precision)
+        torch.manual_seed(cfg.seed)  # the same initial weights on every process
+        ds, y_train = prepare_data(cfg, dataset)
+        if cfg.train.batch_size * fabric.world_size > len(y_train) and fabric.global_rank == 0:
+            log.warning("train.batch_size %d (x %d processes) is larger than the %d training examples: each "
+                        "epoch is one batch of them all", cfg.train.batch_size, fabric.world_size, len(y_train))
+        model = build_model(cfg, ds, parts)
+        torch.manual_seed(cfg.seed * 7919 + fabric.global_rank)  # different noise per process
+        done = _init_from(model, Path(init_from)) if init_from else []
+        if fabric.global_rank == 0:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            config_mod.save(cfg, run_dir / "config.yaml")
+            if ds.standardization is not None:  # what new rows need before predict_proba / encode
+                (run_dir / "standardization.json").write_text(json.dumps(ds.standardization))
+                log.info("%s: columns standardized with the training rows' mean and standard deviation "
+                         "(%s); apply the same to new rows", ds.name, run_dir / "standardization.json")
+            log.info("%s: %d training examples (%d labeled), %d test; %s with %d parameters",
+                     ds.name, len(y_train), int((y_train >= 0).sum()), len(ds.y_test), model.name,
+                     sum(p.numel() for p in model.parameters()))
+            log.info("precision: %s (%s)", cfg.train.precision, _precision_reason(asked, cfg.train, resume_from))
+        loader, labeled = make_streams(cfg, ds, y_train, fabric)
+        every = cfg.train.sample_every
 
-    def after_epoch(trainer: Trainer, phase, epoch: int) -> None:
-        if every and phase.figures and (epoch + 1) % every == 0:
-            epoch_figures(model, ds, run_dir / "figures", f"{phase.name}_epoch{epoch + 1:03d}", cfg.seed)
-        if on_epoch_end is not None:
-            on_epoch_end(trainer, phase, epoch)
+        def after_epoch(trainer: Trainer, phase, epoch: int) -> None:
+            if every and phase.figures and (epoch + 1) % every == 0:
+                epoch_figures(model, ds, run_dir / "figures", f"{phase.name}_epoch{epoch + 1:03d}", cfg.seed)
+            if on_epoch_end is not None:
+                on_epoch_end(trainer, phase, epoch)
 
-    trainer = Trainer(cfg, run_dir, fabric, on_epoch_end=after_epoch)
-    trainer.progress["completed"] = done
-    trainer.fit(model, loader, labeled, resume_from=resume_from)
-    summary = summarize(model, ds, trainer.progress, Shards(fabric))  # every rank its block
-    summary["evaluated_on"] = cfg.data.evaluate_on
-    if fabric.global_rank == 0:
-        (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
-        if cfg.train.report:
-            final_figures(model, ds, run_dir, cfg.seed)
-            write_report(run_dir)
-    return RunResult(model, ds, run_dir, summary)
+        trainer = Trainer(cfg, run_dir, fabric, on_epoch_end=after_epoch)
+        trainer.progress["completed"] = done
+        trainer.fit(model, loader, labeled, resume_from=resume_from)
+        summary = summarize(model, ds, trainer.progress, Shards(fabric))  # every rank its block
+        summary["evaluated_on"] = cfg.data.evaluate_on
+        summary["precision"] = cfg.train.precision
+        if fabric.global_rank == 0:
+            (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+            if cfg.train.report:
+                final_figures(model, ds, run_dir, cfg.seed)
+                write_report(run_dir)
+        return RunResult(model, ds, run_dir, summary)
 
 
 def evaluate_run(run_dir: str | Path, n: int = 5000, iw_samples: int = 1000,

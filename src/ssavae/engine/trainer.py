@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import shutil
 import signal
 import time
@@ -29,7 +30,7 @@ import torch
 
 from .. import checkpoint as ckpt_io
 from ..config import RunConfig, TrainConfig
-from ..errors import TrainingError
+from ..errors import ConfigError, TrainingError
 from ..fileio import atomic_path
 from ..models.base import Batch, GenerativeModel, Phase, Step
 from ..runlog import MetricsWriter
@@ -38,9 +39,22 @@ from .guard import GuardError, StabilityGuard
 log = logging.getLogger(__name__)
 
 
+NATIVE_BF16_ENV = "SSAVAE_NATIVE_BF16"
+PRECISIONS = ("32-true", "bf16-mixed", "16-mixed")  # what train.precision auto can become, and the rest
+
+
 def cpu_has_native_bf16(cpuinfo: str = "/proc/cpuinfo") -> bool:
     """Whether this CPU computes in bf16 natively (AVX512-BF16 or AMX flags). Without them bf16
-    is emulated and runs slower than fp32 (about 10x on an AVX2 CPU, docs/performance.md)."""
+    is emulated and runs slower than fp32 (about 10x on an AVX2 CPU, docs/performance.md).
+
+    ``SSAVAE_NATIVE_BF16=1`` (or ``0``) makes the answer yes (or no) whatever the CPU, so that a
+    machine of one kind can run the suite, or a run, as the other kind would (docs/design.md)."""
+    forced = os.environ.get(NATIVE_BF16_ENV, "").strip().lower()
+    if forced:
+        if forced not in ("0", "1", "true", "false", "yes", "no"):
+            raise ConfigError(f"{NATIVE_BF16_ENV}={os.environ[NATIVE_BF16_ENV]!r}: expected 1 (answer as a CPU with "
+                              "native bf16) or 0 (as one without); unset it to read the CPU's flags")
+        return forced in ("1", "true", "yes")
     try:
         flags = Path(cpuinfo).read_text()
     except OSError:
@@ -50,7 +64,9 @@ def cpu_has_native_bf16(cpuinfo: str = "/proc/cpuinfo") -> bool:
 
 def resolve_precision(train: TrainConfig) -> str:
     """``train.precision`` with ``auto`` decided: bf16 autocast where the run is on a CPU with
-    native bf16, fp32 everywhere else (accelerators included: not measured here)."""
+    native bf16, fp32 everywhere else (accelerators included: not measured here). The run layer
+    decides it once, before the first process starts, and writes the answer into the run's
+    config, so every process and every resume trains in the same precision."""
     if train.precision != "auto":
         return train.precision
     on_cpu = train.accelerator == "cpu" or (train.accelerator == "auto" and not torch.cuda.is_available()
