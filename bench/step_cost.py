@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from contextlib import nullcontext
 
 import torch
 
@@ -22,9 +23,10 @@ from ssavae.models import Batch, list_models
 from ssavae.runs import build_model
 
 
-def one_batch(name: str, x, y, x_lab, y_lab, memory_format=None):
+def one_batch(name: str, x, y, x_lab, y_lab, memory_format=None, bf16: bool = False):
     """A function that runs every step of family ``name`` (default config, 10 classes) on the
-    batch once: loss and backward, no optimizer (the networks in ``memory_format`` if given)."""
+    batch once: loss and backward, no optimizer (the networks in ``memory_format`` if given; with
+    ``bf16`` each loss under bf16 autocast and its backward outside it, as the engine does)."""
     cfg = build_run_config({"model": {"name": name}, "data": {"name": "synthetic"}})
     model = build_model(cfg, DataInfo(tuple(x.shape[1:]), 10, True))
     if memory_format is not None:
@@ -34,7 +36,9 @@ def one_batch(name: str, x, y, x_lab, y_lab, memory_format=None):
     def run() -> None:
         b = Batch(x, y, x_lab, y_lab)
         for s in steps:
-            s.loss(b).loss.backward()
+            with torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else nullcontext():
+                out = s.loss(b)
+            out.loss.backward()
             model.zero_grad(set_to_none=True)
     return run
 
