@@ -27,7 +27,8 @@ SETTINGS = {"fp32": (False, False), "fp32-cl": (False, True), "bf16": (True, Fal
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--families", default="vae,ssavae,vaegan,aae", help="comma-separated, or 'all'")
+    ap.add_argument("--families", default="vae,ssavae,vaegan,aae",
+                    help="comma-separated, or 'all'; a family may carry model fields: aae:critic_codes=recon")
     ap.add_argument("--settings", default="fp32,fp32-cl,bf16,bf16-cl")
     ap.add_argument("--reps", type=int, default=7)
     ap.add_argument("--threads", type=int, default=2)

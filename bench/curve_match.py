@@ -2,7 +2,9 @@
 Fashion-MNIST, the same steps, the training loss curves of the setting (seed 0) beside the
 reference (seeds 0 and 1). For each logged loss the setting trains the same when its distance to
 the reference's seed 0 is no larger than the distance between the reference's two seeds (the
-noise of a seed). Also prints each run's wall time as a ratio to the reference's.
+noise of a seed); with ``--seeds N``, the mean of those distances over seeds 0..N-1 (a single
+pair of seeds is a noisy yardstick). Also prints each run's wall time as a ratio to the
+reference's.
 
 SSAVAE's curves are those of step 2 (the decoder against the frozen encoder): one VEC is trained
 first (reference setting, seed 0, ``--vec-epochs``) and every run starts from it (``init_from``).
@@ -11,7 +13,7 @@ first (reference setting, seed 0, ``--vec-epochs``) and every run starts from it
     python bench/curve_match.py OUT --family vaegan --setting precision=bf16-mixed
     python bench/curve_match.py OUT --setting channels_last=true --reference channels_last=false
         [--family vae|ssavae|vaegan|aae|...] [--keys recon/loss,...] [--steps 300] [--window 50]
-        [--threads 2] [--model.KEY VALUE ...]
+        [--seeds 1] [--threads 2] [--model.KEY VALUE ...]
 """
 from __future__ import annotations
 
@@ -66,6 +68,7 @@ def main() -> None:
     ap.add_argument("--keys", default=None, help="comma-separated logged losses (default: the family's steps')")
     ap.add_argument("--steps", type=int, default=300)
     ap.add_argument("--window", type=int, default=50)
+    ap.add_argument("--seeds", type=int, default=1, help="setting seeds 0..N-1 against reference seeds 0..N")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--vec-epochs", type=int, default=1, help="ssavae: epochs of the shared step 1")
     ap.add_argument("--setting", default="precision=bf16-mixed", help="train.KEY=VALUE")
@@ -84,9 +87,10 @@ def main() -> None:
             raw = base_raw("ssavae", 0, {**model, "vec_epochs": args.vec_epochs, "decoder_epochs": 0})
             raw["train"].update(ref)
             train(build_run_config(raw), init_from)
+    plan = {f"reference seed {i}": (ref, i) for i in range(args.seeds + 1)}
+    plan.update({f"setting seed {i}": (new, i) for i in range(args.seeds)})
     runs = {name: curves(out, args.family, setting, seed, args.steps, keys, model, init_from)
-            for name, (setting, seed) in {"reference seed 0": (ref, 0), "reference seed 1": (ref, 1),
-                                          "setting seed 0": (new, 0)}.items()}
+            for name, (setting, seed) in plan.items()}
     w = args.window
     print(f"{args.family}: setting {args.setting}, reference {args.reference}; mean training loss over windows "
           f"of {w} steps; {args.threads} threads")
@@ -98,11 +102,12 @@ def main() -> None:
             cells = [f"{statistics.mean(c[key][a:a + w]):.4g}" for c, _ in runs.values()]
             print(f"| {a + 1}-{min(a + w, n)} | " + " | ".join(cells) + " |")
         last = {k: statistics.mean(c[key][-w:]) for k, (c, _) in runs.items()}
-        seed_gap = abs(last["reference seed 0"] - last["reference seed 1"])
-        gap = abs(last["setting seed 0"] - last["reference seed 0"])
+        ref_last = [last[f"reference seed {i}"] for i in range(args.seeds + 1)]
+        seed_gap = statistics.mean(abs(a - b) for a, b in zip(ref_last, ref_last[1:]))
+        gap = statistics.mean(abs(last[f"setting seed {i}"] - ref_last[i]) for i in range(args.seeds))
         verdict = "within the noise of a seed" if gap <= seed_gap else "OUTSIDE the noise of a seed"
-        print(f"\nlast {w} steps of {key}: |setting - reference| = {gap:.4g}, |reference seed 0 - seed 1| = "
-              f"{seed_gap:.4g}: {verdict}")
+        print(f"\nlast {w} steps of {key}, mean over seeds: |setting - reference, same seed| = {gap:.4g}, "
+              f"|reference seed s - seed s+1| = {seed_gap:.4g}: {verdict}")
     t_ref = runs["reference seed 0"][1]
     print("wall time: " + ", ".join(f"{k} {s:.1f} s ({s / t_ref:.2f}x)" for k, (_, s) in runs.items()))
 

@@ -15,6 +15,7 @@ pythae is installed only for this benchmark, beside the project in its own envir
     python -m venv .venv-bench && . .venv-bench/bin/activate
     pip install -r constraints.txt && pip install -c constraints.txt -e . pythae==0.1.2
     python bench/pythae_compare.py [--families vae,aae,vaegan] [--steps 40] [--reps 3] [--threads N]
+    python bench/pythae_compare.py --families aae:critic_codes=recon     # our side with model fields
 """
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ from ssavae.data import InMemoryLoader, load_dataset
 from ssavae.data.loader import to_float
 from ssavae.engine import Trainer
 from ssavae.runs import build_model
+from step_cost import model_fields
 
 try:
     from pythae.data.datasets import BaseDataset
@@ -138,8 +140,10 @@ def main() -> None:
     shape = tuple(x_float.shape[1:])
     print(f"data {ds.name}, batch {args.batch_size}, {args.steps} steps, torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads, {platform.processor() or platform.machine()}")
-    for family in args.families.split(","):
-        raw = {"model": {"name": family}, "data": {"name": ds.name},
+    for spec in args.families.split(","):
+        model_section = model_fields(spec)
+        family = model_section["name"]
+        raw = {"model": model_section, "data": {"name": ds.name},
                "train": {"epochs": 1000, "batch_size": args.batch_size, "lr": LR, "progress": False,
                          "log_every": 50, "checkpoint_every": 10**9, "sample_every": 0,
                          "guard": False}}
@@ -181,9 +185,9 @@ def main() -> None:
             t_theirs = t_long_theirs - theirs(short)[0]
             ratios.append(t_theirs / t_ours)
             n = args.steps * args.batch_size
-            print(f"{family} rep {rep}: ssavae {n / t_ours:8.1f} img/s   pythae {n / t_theirs:8.1f} img/s"
+            print(f"{spec} rep {rep}: ssavae {n / t_ours:8.1f} img/s   pythae {n / t_theirs:8.1f} img/s"
                   f"   ssavae / pythae speed {t_theirs / t_ours:.2f}x")
-        print(f"{family}: median ssavae / pythae images per second {statistics.median(ratios):.2f}x")
+        print(f"{spec}: median ssavae / pythae images per second {statistics.median(ratios):.2f}x")
         if family == "vae":  # the same objective: the same loss after the last rep's long runs
             with torch.no_grad():
                 xe = x_float[:1000]

@@ -16,6 +16,7 @@ import time
 from contextlib import nullcontext
 
 import torch
+import yaml
 
 from ssavae.config import build_run_config
 from ssavae.data import DataInfo
@@ -26,8 +27,9 @@ from ssavae.runs import build_model
 def one_batch(name: str, x, y, x_lab, y_lab, memory_format=None, bf16: bool = False):
     """A function that runs every step of family ``name`` (default config, 10 classes) on the
     batch once: loss and backward, no optimizer (the networks in ``memory_format`` if given; with
-    ``bf16`` each loss under bf16 autocast and its backward outside it, as the engine does)."""
-    cfg = build_run_config({"model": {"name": name}, "data": {"name": "synthetic"}})
+    ``bf16`` each loss under bf16 autocast and its backward outside it, as the engine does).
+    ``name`` may carry model fields: ``aae:critic_codes=recon:latent_dim=2``."""
+    cfg = build_run_config({"model": model_fields(name), "data": {"name": "synthetic"}})
     model = build_model(cfg, DataInfo(tuple(x.shape[1:]), 10, True))
     if memory_format is not None:
         model = model.to(memory_format=memory_format)
@@ -41,6 +43,13 @@ def one_batch(name: str, x, y, x_lab, y_lab, memory_format=None, bf16: bool = Fa
             out.loss.backward()
             model.zero_grad(set_to_none=True)
     return run
+
+
+def model_fields(spec: str) -> dict:
+    """``family[:key=value...]`` -> the model section of a config (values read as YAML)."""
+    name, *fields = spec.split(":")
+    pairs = (f.split("=", 1) for f in fields)
+    return {"name": name, **{k: yaml.safe_load(v) for k, v in pairs}}
 
 
 def example_batch():
@@ -73,7 +82,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     x, y, x_lab, y_lab = example_batch()
     families = args.families.split(",")
-    unknown = set(families) - set(list_models())
+    unknown = {f.partition(":")[0] for f in families} - set(list_models())
     if unknown:
         raise SystemExit(f"unknown families {sorted(unknown)}; known: {', '.join(list_models())}")
     ref = batch_seconds("vae", x, y, x_lab, y_lab, args.reps)
