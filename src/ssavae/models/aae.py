@@ -8,6 +8,10 @@ discriminator on codes instead of a KL term. Every batch runs three updates::
     disc  (Dis):       -log Dis([z_p, c]) - log(1 - Dis([z.detach(), c])),  z_p ~ p(z)
     gen   (Enc):       -log Dis([Enc(x), c])                                (through Dis)
 
+The critic's fakes z are the reconstruction step's codes, detached (``critic_codes: recon``, the
+default: one encoder pass fewer per batch), or x encoded again after the reconstruction update
+(``fresh``: Makhzani's schedule).
+
 ``prior``: ``normal``, ``mixture`` (one Gaussian per class on a circle) or ``swiss-roll``.
 ``encoder``: ``deterministic`` (Makhzani's default) or ``gaussian`` (z = mu + sigma * eps).
 ``label_regularization``: the discriminator also reads c, a one-hot of K + 1 slots: slot k for an
@@ -50,10 +54,10 @@ class AAEConfig(ModelConfig):
     encoder: Literal["deterministic", "gaussian"] = "deterministic"
     label_regularization: bool = False  # Dis reads the label (K + 1 slots); mode k for class k
     disc_hidden: tuple[int, ...] = (1000, 1000)  # the code discriminator's MLP (Makhzani: 2 x 1000)
-    # the codes the critic sees as fakes: "fresh" (encoded again after the reconstruction update,
-    # Makhzani's schedule) or "recon" (the reconstruction step's own, detached: one encoder pass
-    # fewer per batch, codes one update old; docs/performance.md)
-    critic_codes: Literal["fresh", "recon"] = "fresh"
+    # the codes the critic sees as fakes: "recon" (the reconstruction step's own, detached: one
+    # encoder pass fewer per batch, codes one update old; on a validation split as good, 3 seeds,
+    # docs/aae.md) or "fresh" (encoded again after the reconstruction update, Makhzani's schedule)
+    critic_codes: Literal["fresh", "recon"] = "recon"
 
     def validate(self) -> None:
         super().validate()
@@ -111,7 +115,7 @@ class AAECore(GenerativeModel):
 
     def fakes(self, batch: Batch) -> dict[str, torch.Tensor]:
         """The batch's codes for the critics (detached): computed by the first critic step, unless
-        the reconstruction step handed over its own (``aae``'s ``critic_codes: recon``)."""
+        the reconstruction step handed over its own (``aae``'s ``critic_codes: recon``, its default)."""
         if "codes" not in batch.shared:
             with torch.no_grad():
                 batch.shared["codes"] = {k: v.detach() for k, v in self.codes(batch.x).items()}
@@ -214,7 +218,10 @@ class AAE(AAECore):
 
 @dataclass
 class SupervisedAAEConfig(AAEConfig):
-    """The fields of ``aae`` (its own class: a run's config names its family)."""
+    """The fields of ``aae`` (its own class: a run's config names its family), but the critic
+    always encodes afresh: the reconstruction step reads other images (the labeled ones)."""
+
+    critic_codes: Literal["fresh", "recon"] = "fresh"
 
     def validate(self) -> None:
         super().validate()
