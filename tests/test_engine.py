@@ -363,10 +363,14 @@ torch.save({{k: v.detach().clone() for k, v in res.model.state_dict().items()}},
 def test_two_processes_split_the_end_of_run_evaluation_and_agree_with_one(tmp_path):
     """The end-of-run metrics of a distributed run: each of 2 processes (gloo) classifies and
     reconstructs its half of the test set, and both end with the metrics one process computes
-    over all of it (the rows gathered in order)."""
+    over all of it (the rows gathered in order). The script launches Fabric itself, not through
+    ``train``: the Fabric ``make_fabric`` builds still joins gloo's threads before Python's
+    teardown (this script was seen to abort at exit without it)."""
     script = tmp_path / "sharded_eval.py"
     script.write_text(f"""
-import json, sys, torch
+import atexit, json, os, sys, torch, torch.distributed as dist
+threads = lambda: len(os.listdir("/proc/self/task"))
+atexit.register(lambda: print("AT_EXIT", dist.is_initialized(), threads() - after, flush=True))
 sys.path.insert(0, {os.path.dirname(__file__)!r})
 from conftest import tiny_raw
 from ssavae.config import build_run_config
@@ -393,11 +397,14 @@ proba = [over_batches(model, ds.x_test, y, lambda xb, yb: model.predict_proba(xb
 with open(f"rank{{fabric.global_rank}}.json", "w") as f:
     json.dump({{"rank": fabric.global_rank, "n_test": len(ds.y_test), "alone": alone, "split": split,
                "rows_alone": n_alone, "rows_split": n_split, "same_rows": torch.allclose(*proba, rtol=1e-5, atol=1e-6)}}, f)
+after = threads()
 """)
     env = dict(os.environ, MASTER_PORT=str(free_port()), PYTHONWARNINGS="ignore")
     p = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300,
                        env=env, cwd=tmp_path)
     assert p.returncode == 0, p.stderr[-3000:]
+    at_exit = [line.split()[1:] for line in p.stdout.splitlines() if line.startswith("AT_EXIT")]
+    assert len(at_exit) == 2 and all(g == "False" and int(d) <= -3 for g, d in at_exit), p.stdout
     results = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
     for r in results:
         n = r["n_test"]

@@ -48,7 +48,7 @@ def launched(fabric) -> Iterator[None]:
                                     "set it to a free one") from e
             raise
         if fabric.world_size > 1:
-            _destroy_process_group_at_exit()
+            destroy_process_group_at_exit()
         yield
     finally:
         if tied:  # after the run this process may outlive process 0 (which writes the report)
@@ -73,7 +73,9 @@ def _end_with_the_parent(sig: int) -> bool:
 
 
 @functools.cache
-def _destroy_process_group_at_exit() -> None:
+def destroy_process_group_at_exit() -> None:
+    """Register, once per process, the exit handler below (``make_fabric`` does for every
+    multi-process Fabric it builds, ``launched`` for every distributed run)."""
     atexit.register(_destroy_process_group)
 
 

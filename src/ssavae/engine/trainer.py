@@ -35,6 +35,7 @@ from ..fileio import atomic_path
 from ..models.base import Batch, GenerativeModel, Phase, Step
 from ..runlog import MetricsWriter
 from .guard import GuardError, StabilityGuard
+from .launch import destroy_process_group_at_exit
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +83,8 @@ def make_fabric(train: TrainConfig):
         strategy = "ddp"
     if strategy == "ddp":
         from lightning_fabric.strategies import DDPStrategy
+
+        destroy_process_group_at_exit()  # whoever launches it (engine/launch.py)
 
         # each step trains a subset of the model: the others' buckets are reduced as unused
         strategy = DDPStrategy(find_unused_parameters=True, broadcast_buffers=False)
