@@ -514,7 +514,7 @@ def test_precision_auto_uses_bf16_only_on_a_cpu_with_native_bf16(tmp_path, monke
     # the documented override answers either way, whatever the flags say
     for value, answer in (("1", True), ("0", False), ("true", True), ("no", False)):
         monkeypatch.setenv("SSAVAE_NATIVE_BF16", value)
-        assert trainer_mod.cpu_has_native_bf16(str(avx2)) is answer and trainer_mod.cpu_has_native_bf16(str(amx)) is answer
+        assert all(trainer_mod.cpu_has_native_bf16(str(info)) is answer for info in (avx2, amx))
     monkeypatch.setenv("SSAVAE_NATIVE_BF16", "maybe")
     with pytest.raises(ConfigError, match="SSAVAE_NATIVE_BF16='maybe'.*expected 1"):
         trainer_mod.cpu_has_native_bf16(str(amx))
