@@ -7,7 +7,7 @@ Every method fits on the same X and y and is scored on the 30 %. ``--validation`
 stratified 30 % carved from the 70 % instead (for choosing defaults; the test part is unused).
 
     python bench/sklearn_compare.py OUT [--data digits,digits-images,wine,breast-cancer]
-        [--methods label-spreading,self-training,ssavae,m2,aae_semi,classifier]
+        [--methods label-spreading,self-training,logistic,ssavae,m2,aae_semi,classifier]
         [--seeds 0,1,2,3,4] [--labels 10] [--validation] [--set KEY=VALUE ...]
 
 Features are scaled as a new user would: digits / 16 (so [0, 1]; images 8x8 in [0, 1]); wine
@@ -31,6 +31,8 @@ from pathlib import Path
 
 import numpy as np
 from sklearn.datasets import load_breast_cancer, load_digits, load_wine
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import log_loss
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler
 from sklearn.semi_supervised import LabelSpreading, SelfTrainingClassifier
@@ -38,7 +40,21 @@ from sklearn.svm import SVC
 
 from ssavae.estimator import SSAVAEClassifier
 
-SKLEARN = ("label-spreading", "self-training")
+SKLEARN = ("label-spreading", "self-training", "logistic")
+
+
+class LabeledOnly:
+    """A supervised scikit-learn model fitted on the labeled rows alone (y != -1)."""
+
+    def __init__(self, model):
+        self.model = model
+
+    def fit(self, X, y):
+        self.model.fit(X[y >= 0], y[y >= 0])
+        return self
+
+    def __getattr__(self, name):
+        return getattr(self.model, name)
 
 
 def load(name: str):
@@ -69,6 +85,8 @@ def make(method: str, seed: int, settings: dict):
         return LabelSpreading(kernel="knn")
     if method == "self-training":
         return SelfTrainingClassifier(SVC(probability=True, random_state=seed))
+    if method == "logistic":
+        return LabeledOnly(LogisticRegression(max_iter=5000))
     return SSAVAEClassifier(family=method, random_state=seed, **settings)
 
 
@@ -76,7 +94,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("out")
     ap.add_argument("--data", default="digits,digits-images,wine,breast-cancer")
-    ap.add_argument("--methods", default="label-spreading,self-training,ssavae,m2,aae_semi,classifier")
+    ap.add_argument("--methods", default="label-spreading,self-training,logistic,ssavae,m2,aae_semi,classifier")
     ap.add_argument("--seeds", default="0,1,2,3,4")
     ap.add_argument("--labels", type=int, default=10)
     ap.add_argument("--validation", action="store_true")
@@ -116,6 +134,8 @@ def main() -> None:
                 clf = make(method, seed, settings if method not in SKLEARN else {}).fit(X_tr, y_semi)
                 row["fit_seconds"] = round(time.perf_counter() - t0, 2)
                 row["accuracy"] = float(clf.score(X_te, y_te))
+                proba = np.clip(clf.predict_proba(X_te), 1e-12, 1)  # LabelSpreading gives exact zeros
+                row["log_loss"] = float(log_loss(y_te, proba / proba.sum(1, keepdims=True), labels=clf.classes_))
                 row["n_test"] = len(y_te)
                 done.append(row)
                 with results.open("a") as f:
@@ -130,13 +150,15 @@ def table(rows: list, labels: int, validation: bool) -> None:
         if r["labels"] == labels and r["validation"] == validation:
             groups.setdefault((r["data"], r["method"], r["settings"]), []).append(r)
     print(f"\n{labels} labels per class, scored on the {'validation' if validation else 'test'} part")
-    print("| data | method | settings | accuracy % (mean +- std) | seeds | fit s (mean) |")
-    print("|---|---|---|---:|---:|---:|")
+    print("| data | method | settings | accuracy % (mean +- std) | log loss (mean) | seeds | fit s (mean) |")
+    print("|---|---|---|---:|---:|---:|---:|")
     for (data, method, settings), rs in groups.items():
         acc = [100 * r["accuracy"] for r in rs]
         sd = statistics.stdev(acc) if len(acc) > 1 else 0.0
+        ll = [r["log_loss"] for r in rs if "log_loss" in r]
         print(f"| {data} | {method} | {settings if settings != '{}' else ''} | {statistics.mean(acc):.1f} +- "
-              f"{sd:.1f} | {len(rs)} | {statistics.mean(r['fit_seconds'] for r in rs):.2f} |")
+              f"{sd:.1f} | {statistics.mean(ll) if ll else float('nan'):.3f} | {len(rs)} | "
+              f"{statistics.mean(r['fit_seconds'] for r in rs):.2f} |")
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ import torch.nn.functional as F
 
 from ssavae import losses
 from ssavae.config import build_run_config
-from ssavae.data.augment import augment, cutout, hflip, shift, strong
+from ssavae.data.augment import augment, cutout, hflip, mixup, shift, strong
 from ssavae.data.synthetic import make_synthetic
 from ssavae.models import Batch
 from ssavae.runs import build_model, prepare_data
@@ -109,3 +109,34 @@ def test_validation_split_is_held_out_and_can_replace_the_test_set():
     assert np.array_equal(test_mode.x_test, full.x_test) and np.array_equal(test_mode.x_train, ds.x_train)
     with pytest.raises(Exception, match="validation_size"):
         prepare_data(build_run_config(family_raw("ssavae", data={"evaluate_on": "validation"})))
+
+
+def test_mixup_blends_each_row_mostly_with_itself_and_its_ce_is_ce_against_blended_one_hots():
+    torch.manual_seed(0)
+    x = torch.randn(64, 5)
+    mixed, partner, lam = mixup(x, 0.4)
+    assert (lam >= 0.5).all() and (lam <= 1).all() and lam.std() > 0.05
+    assert torch.allclose(mixed, lam[:, None] * x + (1 - lam[:, None]) * x[partner])
+    assert sorted(partner.tolist()) == list(range(64))  # a permutation of the batch
+    logits, y = torch.randn(64, 4), torch.randint(0, 4, (64,))
+    soft = lam[:, None] * F.one_hot(y, 4) + (1 - lam[:, None]) * F.one_hot(y[partner], 4)
+    assert torch.allclose(losses.mixed_cross_entropy(logits, y, y[partner], lam),
+                          F.cross_entropy(logits, soft, reduction="none"), atol=1e-6)
+
+
+@pytest.mark.parametrize("family", ["ssavae", "m2", "aae_semi"])
+def test_the_labeled_view_mixes_rows_only_with_model_mixup(family):
+    ds = make_synthetic(16, 4)
+    x = torch.from_numpy(ds.x_train).float() / 255
+    y = torch.from_numpy(ds.y_train)
+    for alpha in (0.0, 0.4):
+        model = build_model(build_run_config(family_raw(family, model={"mixup": alpha, "augment": "none"})), ds)
+        torch.manual_seed(0)
+        view, ce = model.labeled_view(x, y)
+        logits = torch.randn(16, model.num_classes)
+        if alpha == 0:  # exactly the rows and their CE
+            assert torch.equal(view, x)
+            assert torch.allclose(ce(logits), F.cross_entropy(logits, y, reduction="none"))
+        else:
+            assert not torch.equal(view, x) and view.shape == x.shape
+            assert not torch.allclose(ce(logits), F.cross_entropy(logits, y, reduction="none"))

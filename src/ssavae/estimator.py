@@ -30,6 +30,7 @@ from .api import class_codes, train_on_arrays
 from .config import build_run_config
 from .data import to_float
 from .engine import EarlyStopping
+from .models.propagation import certainty, features_in_batches, knn_graph, propagate
 
 SEMI_SUPERVISED = ("ssavae", "m2", "aae_semi", "classifier")
 # networks that suit small tables (hundreds of rows, tens of columns)
@@ -41,9 +42,9 @@ SMALL_IMAGE = 16
 
 class SSAVAEClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
     def __init__(self, family: str = "ssavae", latent_dim: Optional[int] = None, epochs: int = 30,
-                 batch_size: int = 64, lr: float = 1e-3, standardize: bool = True,
+                 batch_size: int = 64, lr: float = 1e-3, standardize: bool = True, scale_floor: float = 1.0,
                  early_stopping: bool = False, validation_fraction: float = 0.1, n_iter_no_change: int = 10,
-                 verbose: bool = False, random_state: Optional[int] = None,
+                 graph_predict: float = 0.0, verbose: bool = False, random_state: Optional[int] = None,
                  model_params: Optional[dict] = None, train_params: Optional[dict] = None):
         self.family = family
         self.latent_dim = latent_dim
@@ -51,12 +52,20 @@ class SSAVAEClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
         self.batch_size = batch_size
         self.lr = lr
         self.standardize = standardize
+        # a feature's scale is at least scale_floor x the median of the features' standard
+        # deviations: a nearly constant feature (a border pixel) is not blown up to the others'
+        # size (0: plain standardization; docs/semisup.md)
+        self.scale_floor = scale_floor
         # early stopping: validation_fraction of each class's labeled rows is held out (their
         # inputs stay in training, unlabeled); the classifying phase ends after n_iter_no_change
         # epochs without a better validation accuracy, and keeps its best epoch's weights
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction
         self.n_iter_no_change = n_iter_no_change
+        # predict_proba = (1 - graph_predict) x the classifier + graph_predict x the labels
+        # propagated over the training set's graph, read at a new row's nearest neighbours
+        # (the induction of LabelSpreading; the graph fields come from the model's config)
+        self.graph_predict = graph_predict
         self.verbose = verbose
         self.random_state = random_state
         self.model_params = model_params  # the family's other config fields
@@ -78,6 +87,8 @@ class SSAVAEClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
             self.n_features_in_ = x.shape[1]
             self.mean_ = x.mean(0) if self.standardize else np.zeros(x.shape[1], np.float32)
             scale = x.std(0) if self.standardize else np.ones(x.shape[1], np.float32)
+            if self.standardize and self.scale_floor > 0 and (scale > 0).any():
+                scale = np.maximum(scale, self.scale_floor * np.median(scale[scale > 0]))
             self.scale_ = np.where(scale > 0, scale, 1.0).astype(np.float32)
         elif x.shape[1] != self.n_features_in_:
             raise ValueError(f"X has {x.shape[1]} features, but SSAVAEClassifier is expecting "
@@ -133,6 +144,10 @@ class SSAVAEClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
                 torch.set_rng_state(torch_state)  # fitting leaves the caller's random stream alone
         self.model_ = result.model.cpu().eval()
         self.config_ = cfg.to_dict()
+        if not 0.0 <= self.graph_predict <= 1.0:
+            raise ValueError(f"graph_predict must be in [0, 1], got {self.graph_predict}")
+        if self.graph_predict > 0:
+            self._fit_graph(x, codes)
         if stopper is not None:
             moved = [(phase, epoch, acc) for phase, epoch, (acc, _) in stopper.history
                      if phase in stopper.best_epochs]  # the phases that train the classifier
@@ -168,6 +183,36 @@ class SSAVAEClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
             return float((proba.argmax(1) == y_val).float().mean()), float(picked.log().mean())
 
         return EarlyStopping(score, self.n_iter_no_change)
+
+    # ------------------------------------------------------------------ the graph at inference
+    def _graph_space(self, x: torch.Tensor) -> torch.Tensor:
+        """Rows (N, D), unit length, of the space the training graph lives in."""
+        m = self.model_
+        with torch.no_grad():
+            feats, _ = features_in_batches(m.graph_features, ((x[i:i + 1024], None) for i in range(0, len(x), 1024)),
+                                           m.cfg.graph_inputs)
+        return torch.nn.functional.normalize(feats, dim=1)
+
+    def _fit_graph(self, x: np.ndarray, codes: np.ndarray) -> None:
+        """Propagate the labels over the graph of the fitted model's training codes; keep the
+        rows and their label distributions (labeled rows: their own label) for prediction."""
+        cfg = self.model_.cfg
+        space = self._graph_space(to_float(x))
+        z = propagate(knn_graph(space, cfg.graph_k), codes, len(self.classes_), cfg.graph_alpha)
+        proba, _, _ = certainty(z)
+        labeled = codes >= 0
+        proba[labeled] = np.eye(len(self.classes_))[codes[labeled]]
+        self.graph_space_, self.graph_proba_ = space, torch.from_numpy(proba).float()
+
+    def _graph_proba(self, x: torch.Tensor) -> torch.Tensor:
+        """Each row's neighbours in the training graph (k, cosine^3 weights) vote with their
+        propagated label distributions."""
+        s = self._graph_space(x) @ self.graph_space_.T
+        top, idx = s.topk(min(self.model_.cfg.graph_k, s.shape[1]), dim=1)
+        w = top.clamp_min(0).pow(3)
+        votes = (w[..., None] * self.graph_proba_[idx]).sum(1)
+        total = votes.sum(1, keepdim=True)
+        return torch.where(total > 0, votes / total.clamp_min(1e-12), torch.full_like(votes, 1 / votes.shape[1]))
 
     # ------------------------------------------------------------------ pickling (save / load)
     def __getstate__(self) -> dict:
@@ -212,7 +257,10 @@ class SSAVAEClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
 
     def predict_proba(self, X) -> np.ndarray:
         x = self._x(X)
-        return self.model_.predict_proba(x).numpy().astype(np.float64)
+        proba = self.model_.predict_proba(x)
+        if self.graph_predict > 0:
+            proba = (1 - self.graph_predict) * proba + self.graph_predict * self._graph_proba(x)
+        return proba.numpy().astype(np.float64)
 
     def predict(self, X) -> np.ndarray:
         proba = self.predict_proba(X)  # checks that the estimator is fitted

@@ -92,6 +92,14 @@ def masked_cross_entropy(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return torch.where(labeled, ce, torch.zeros_like(ce))
 
 
+def mixed_cross_entropy(logits: torch.Tensor, y: torch.Tensor, y_partner: torch.Tensor,
+                        lam: torch.Tensor) -> torch.Tensor:
+    """CE of mixup rows (Zhang et al. 2018), per example: ``lam CE(logits, y) + (1 - lam)
+    CE(logits, y_partner)``, i.e. CE against the blended one-hot targets. (B, K), (B,) x 3 -> (B,)."""
+    return lam * F.cross_entropy(logits, y, reduction="none") \
+        + (1 - lam) * F.cross_entropy(logits, y_partner, reduction="none")
+
+
 def labeled_mean(per_example: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Mean over the labeled examples; exactly 0 (and finite) for a batch with none."""
     labeled = (y >= 0).to(per_example.dtype)

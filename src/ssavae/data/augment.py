@@ -93,3 +93,16 @@ def strong(x: torch.Tensor, kind: Augment = "shift", unit_range: bool = True) ->
     if unit_range:
         x = x.clamp(0.0, 1.0)
     return cutout(x) if x.dim() == 4 else x
+
+
+def mixup(x: torch.Tensor, alpha: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Mixup (Zhang et al. 2018): each row blended with a random partner of the batch,
+    ``lam x + (1 - lam) x[partner]``, lam ~ Beta(alpha, alpha) per row, folded to lam >= 1/2 so
+    each row stays mostly itself. Returns (mixed rows, partner indices (B,), lam (B,))."""
+    b = len(x)
+    lam = torch.distributions.Beta(alpha, alpha).sample((b,)).to(x.device)
+    lam = torch.maximum(lam, 1 - lam)
+    partner = torch.randperm(b, device=x.device)
+    shape = (b,) + (1,) * (x.dim() - 1)
+    return lam.view(shape) * x + (1 - lam.view(shape)) * x[partner], partner, lam
+

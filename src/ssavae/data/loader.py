@@ -75,13 +75,15 @@ class InMemoryLoader:
         batches = n // self.batch_size if self.drop_last else -(-n // self.batch_size)
         return min(batches, self.limit_batches) if self.limit_batches else batches
 
-    def iterate(self, start: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """Batches of the current epoch, starting at batch ``start`` (for exact resume)."""
+    def iterate(self, start: int = 0, with_index: bool = False) -> Iterator[tuple[torch.Tensor, ...]]:
+        """Batches ``(x, y)`` of the current epoch, starting at batch ``start`` (for exact
+        resume); ``with_index``: ``(x, y, rows)``, the batch's rows in the training set too."""
         idx = self._indices().to(self.x.device)  # one copy per epoch
         for b in range(start, len(self)):
             sel = idx[b * self.batch_size:(b + 1) * self.batch_size]
             x = to_float(self.x[sel]).to(self.device, non_blocking=True)
-            yield x, self.y[sel].to(self.device, non_blocking=True)
+            y = self.y[sel].to(self.device, non_blocking=True)
+            yield (x, y, sel) if with_index else (x, y)
 
     def __iter__(self):
         return self.iterate(0)

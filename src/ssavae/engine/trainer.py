@@ -362,15 +362,21 @@ class Trainer:
         self.loader.epoch_key = pi * 100_003 + epoch
         n_batches = self._epoch_batches()
         self._bar.start_epoch(f"{phase.name} {epoch + 1}/{epochs}", n_batches, first)
-        source = self._fixed[first:] if self._fixed is not None else self.loader.iterate(first)
+        if first == 0:
+            logs = self.model.on_epoch_start(phase.name, epoch, self.loader.full_pass)
+            if logs:
+                log.info("phase %s epoch %d: %s", phase.name, epoch + 1,
+                         ", ".join(f"{k} {v:.4g}" for k, v in logs.items()))
+            self._set_modes(phase)
+        source = self._fixed[first:] if self._fixed is not None else self.loader.iterate(first, with_index=True)
         running: dict[str, list[torch.Tensor]] = {}
-        for bi, (x, y) in enumerate(source, start=first):
+        for bi, (x, y, rows) in enumerate(source, start=first):
             if bi >= n_batches or self._out_of_steps() or self._phase_time_up():
                 break
             if self.train_cfg.lr_schedule == "cosine":
                 t = (epoch * n_batches + bi) / max(1, epochs * n_batches)
                 self._scale_lr(phase, 0.5 * (1 + math.cos(math.pi * t)))
-            self._run_batch(phase, x, y, running)
+            self._run_batch(phase, x, y, running, rows)
             self._accumulate(running)
             self.progress["batch"] = bi + 1
             self._after_batch(phase, epoch, bi + 1 == n_batches, running)
@@ -394,7 +400,8 @@ class Trainer:
         n = len(self.loader)
         return min(n, 2) if self.train_cfg.fast_dev_run else n
 
-    def _run_batch(self, phase: Phase, x: torch.Tensor, y: torch.Tensor, running: dict) -> None:
+    def _run_batch(self, phase: Phase, x: torch.Tensor, y: torch.Tensor, running: dict,
+                   rows: Optional[torch.Tensor] = None) -> None:
         """Every step of the phase on one batch, in order; each sees the previous step's update."""
         p = self.progress
         x_lab = y_lab = None
@@ -404,8 +411,8 @@ class Trainer:
         step_logs = {}
         for step in phase.steps:
             labeled = step.data == "labeled"
-            batch = Batch(x, y, x_lab if labeled else None, y_lab if labeled else None,
-                          p["global_step"], p["phase_step"], shared)
+            batch = Batch(x, y, x_lab if labeled else None, y_lab if labeled else None, index=rows,
+                          step=p["global_step"], phase_step=p["phase_step"], shared=shared)
             step_logs[step.name] = self.update(step, batch)
             for k, v in step_logs[step.name].items():
                 running.setdefault(f"{step.name}/{k}", []).append(v)
@@ -554,7 +561,7 @@ def check_contract(model: GenerativeModel, groups: dict[str, list]) -> None:
 def _fixed_batches(loader, n: int) -> list:
     """The first n batches of epoch 0's order, fetched once (train.overfit_batches)."""
     key, loader.epoch_key = loader.epoch_key, 0
-    batches = [b for _, b in zip(range(n), loader.iterate(0))]
+    batches = [b for _, b in zip(range(n), loader.iterate(0, with_index=True))]
     loader.epoch_key = key
     return batches
 

@@ -38,15 +38,15 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .. import losses
-from ..data.augment import Augment, augment, strong
+from ..data.augment import strong
 from ..nets import Categorical, CategoricalStyle, Decoder, StandardNormal, Trunk, Upsample
 from ..registry import register
 from .aae import AAECore, code_critic
-from .base import Batch, ModelConfig, Step, StepOutput
+from .base import Batch, SemiSupervisedConfig, Step, StepOutput
 
 
 @dataclass
-class SemiAAEConfig(ModelConfig):
+class SemiAAEConfig(SemiSupervisedConfig):
     latent_dim: int = 10  # the style z
     upsample: Upsample = "resize"
     num_clusters: int = 0  # K of the y head; 0: the data's number of classes
@@ -56,11 +56,7 @@ class SemiAAEConfig(ModelConfig):
     # cls_weight alone cannot make it outweigh the reconstruction and critic-fooling steps that
     # also move the encoder (validation: 85.9 % at 3 against 79.9 % at 1, docs/aae.md)
     cls_lr_scale: float = 3.0
-    augment: Augment = "shift"  # view of the labeled images in the classification step
-    # CE of a strong view of the unlabeled images against their confident pseudo-labels (the
-    # VEC's term, FixMatch); 0: Makhzani's classification phase alone (validation: docs/aae.md)
-    consistency_weight: float = 1.0
-    consistency_threshold: float = 0.95
+    # consistency_weight 0: Makhzani's classification phase alone (validation: docs/aae.md)
     style_std: float = 1.0  # z is pushed onto N(0, style_std^2 I)
     # weight of KL(batch mean of y || uniform) in the encoder's gen step: the cluster usage the
     # y critic asks for, as a direct term (CatGAN's marginal entropy); 0: the critic alone
@@ -72,9 +68,6 @@ class SemiAAEConfig(ModelConfig):
         if self.num_clusters < 0 or self.num_clusters == 1:
             raise ValueError(f"model.num_clusters must be 0 (the number of classes) or >= 2, "
                              f"got {self.num_clusters}")
-        if self.consistency_weight < 0 or not 0.0 <= self.consistency_threshold <= 1.0:
-            raise ValueError("model.consistency_weight must be >= 0 and model.consistency_threshold "
-                             f"in [0, 1], got {self.consistency_weight}, {self.consistency_threshold}")
         if self.cls_lr_scale <= 0:
             raise ValueError(f"model.cls_lr_scale must be > 0, got {self.cls_lr_scale}")
         if self.balance_weight < 0:
@@ -96,10 +89,14 @@ class SemiAAE(AAECore):
     has_classifier = True  # both False on an instance that learns without labels
     class_sampling = True
     clusters = True
+    graph_phase = "train"
 
     def __init__(self, cfg: SemiAAEConfig, info, parts=None):
         super().__init__(cfg, info, parts)
         self.k = cfg.num_clusters or info.num_classes
+        if self.graph is not None and not cfg.use_labels:
+            raise ValueError("model.graph_weight propagates labels: it needs model.use_labels true "
+                             "(or set model.graph_weight 0)")
         if cfg.use_labels and self.k != info.num_classes:
             raise ValueError(f"model.use_labels trains y as the class: num_clusters must be 0 or "
                              f"{info.num_classes} (the number of classes), got {cfg.num_clusters}; "
@@ -173,18 +170,31 @@ class SemiAAE(AAECore):
         x_lab, y_lab = batch.labeled()
         unlabeled = batch.y < 0
         consistency = c.consistency_weight > 0 and bool(unlabeled.any())
-        views = [augment(x_lab, c.augment)]
+        graph = self.graph is not None and self.graph.ready and bool(unlabeled.any())
+        x_view, view_ce = self.labeled_view(x_lab, y_lab)
+        views = [x_view]
         if consistency:
             views.append(strong(batch.x[unlabeled], c.augment, self.info.unit_range))
+        if graph:  # the clean view of the unlabeled images, for the propagated labels
+            views.append(batch.x[unlabeled])
         logits = self.heads(torch.cat(views))[0]
-        n = len(x_lab)
-        ce = losses.masked_cross_entropy(logits[:n], y_lab).mean()
+        n, n_u = len(x_lab), int(unlabeled.sum())
+        ce = view_ce(logits[:n]).mean()
         loss, logs = ce, {"cls_ce": ce.detach(), "acc": (logits[:n].argmax(1) == y_lab).float().mean()}
         if consistency:  # pseudo-labels: the clean view's q(y | x) from this batch's critic step
-            cons, cons_logs = self.consistency_term(logits[n:], self.fakes(batch)["y"][unlabeled], batch)
+            cons, cons_logs = self.consistency_term(logits[n:n + n_u], self.fakes(batch)["y"][unlabeled], batch)
             loss = loss + cons
             logs.update(cons_logs)
+        if graph:
+            term, graph_logs = self.graph_term(logits[len(logits) - n_u:], batch, unlabeled)
+            loss = loss + term
+            logs.update(graph_logs)
         return StepOutput(c.cls_weight * loss, logs)
+
+    def graph_features(self, x):
+        """The encoder trunk's last hidden layer, which both heads read (the style z is meant
+        to hold no class)."""
+        return self.enc.features(x)[-1]
 
     # ------------------------------------------------------------------ inference
     def _cluster_proba(self, x):

@@ -38,8 +38,10 @@ import torch.nn.functional as F
 
 from .. import losses
 from ..data import DataInfo
+from ..data.augment import Augment, augment, mixup
 from ..errors import CapabilityError
 from ..nets import FittedGaussian, NetSpec, Prior, StandardNormal, Upsample
+from .propagation import GraphLabels, check_graph_fields, features_in_batches
 
 
 def in_chunks(fn: Callable[..., torch.Tensor], size: int, device: torch.device,
@@ -56,6 +58,7 @@ def in_chunks(fn: Callable[..., torch.Tensor], size: int, device: torch.device,
 class Batch:
     """What a step's loss receives. ``x, y``: the mixed batch (y = -1 where unlabeled);
     ``x_lab, y_lab``: a batch of the labeled stream (only for steps with ``data="labeled"``);
+    ``index``: the mixed batch's rows in the training set (per-example state such as pseudo-labels);
     ``step``: the run's global step, ``phase_step``: steps since this phase began (read-only
     counters for schedules). ``shared``: one dict for all the steps of a phase on this batch, so
     a later step can reuse what an earlier one computed (detached tensors only, never a graph:
@@ -65,6 +68,7 @@ class Batch:
     y: torch.Tensor
     x_lab: Optional[torch.Tensor] = None
     y_lab: Optional[torch.Tensor] = None
+    index: Optional[torch.Tensor] = None  # (B,) rows of the mixed batch in the training set
     step: int = 0
     phase_step: int = 0
     shared: dict = field(default_factory=dict, compare=False, repr=False)
@@ -181,6 +185,37 @@ class ModelConfig:
         check_schedules(self)
 
 
+@dataclass
+class SemiSupervisedConfig(ModelConfig):
+    """Fields of the families that learn a classifier from few labels and many unlabeled
+    examples (``ssavae``, ``m2``, ``aae_semi``): how the unlabeled ones teach it."""
+
+    augment: Augment = "shift"  # view of the labeled images in the classification term
+    # CE of a strong view of the unlabeled images against the classifier's confident
+    # pseudo-labels (FixMatch's consistency; docs/semisup.md)
+    consistency_weight: float = 1.0
+    consistency_threshold: float = 0.95  # confidence a pseudo-label needs (FixMatch's tau)
+    # CE of the unlabeled images against labels propagated over a k-NN graph of the training
+    # set's codes, weighted by certainty and class balance (Iscen et al. 2019; propagation.py)
+    graph_weight: float = 0.0
+    graph_k: int = 20  # neighbours per example in the graph
+    graph_alpha: float = 0.99  # diffusion: (I - alpha W_n) Z = Y
+    graph_start: int = 1  # the first epoch of the classifying phase whose labels it propagates
+    graph_inputs: bool = False  # the input vectors join the codes in the graph (tables)
+    # mixup of the labeled view (Beta(mixup, mixup) blends of labeled rows and of their
+    # one-hot labels); 0: off
+    mixup: float = 0.0
+
+    def validate(self) -> None:
+        super().validate()
+        if self.consistency_weight < 0 or not 0.0 <= self.consistency_threshold <= 1.0:
+            raise ValueError("model.consistency_weight must be >= 0 and model.consistency_threshold "
+                             f"in [0, 1], got {self.consistency_weight}, {self.consistency_threshold}")
+        check_graph_fields(self)
+        if self.mixup < 0:
+            raise ValueError(f"model.mixup must be >= 0 (0: off), got {self.mixup}")
+
+
 # ---------------------------------------------------------------------------- the base class
 
 
@@ -202,6 +237,9 @@ class GenerativeModel(nn.Module):
     sequential: ClassVar[bool] = False  # canvas_steps(n): the canvas after each step of drawing
     needs_images: ClassVar[bool] = False  # refuses data that are not images (C, H, W)
     fit_prior_after: ClassVar[Optional[str]] = None  # the phase after which the codes are final
+    # the phase that trains the classifier from few labels; with model.graph_weight > 0 the
+    # labels are propagated over the code graph at the start of its epochs (graph_term)
+    graph_phase: ClassVar[Optional[str]] = None
 
     _REQUIRES = {"has_classifier": ("_predict_proba",),
                  "has_latent_classifier": ("_predict_proba_latent",),
@@ -236,6 +274,8 @@ class GenerativeModel(nn.Module):
             FittedGaussian(cfg.latent_dim, info.num_classes if cfg.sampler == "class-gaussian" else 1)
         # a buffer tells the model's device without a parameter lookup
         self.register_buffer("_device_probe", torch.zeros(()), persistent=False)
+        self.graph = GraphLabels(cfg.graph_k, cfg.graph_alpha) \
+            if self.graph_phase and getattr(cfg, "graph_weight", 0) > 0 else None
 
     def build_part(self, name: str, default: Callable[[], nn.Module]) -> nn.Module:
         """The user's module for part ``name`` if one was passed in ``parts``, else ``default()``.
@@ -267,6 +307,45 @@ class GenerativeModel(nn.Module):
         ex-post sampler (``model.sampler``) after the phase ``fit_prior_after``."""
         if phase == self.fit_prior_after and isinstance(self.prior, FittedGaussian):
             self.fit_prior(data())
+
+    def on_epoch_start(self, phase: str, epoch: int,
+                       data: Callable[[], Iterator[tuple[torch.Tensor, torch.Tensor]]]) -> dict:
+        """Called when an epoch begins (not when a run resumes inside it), with ``data`` as in
+        ``on_phase_end``; returns what to log. By default it refreshes the propagated labels
+        (``model.graph_weight``) in the epochs of ``graph_phase`` from ``model.graph_start`` on."""
+        if self.graph is None or phase != self.graph_phase or epoch < self.cfg.graph_start:
+            return {}
+        was_training = self.training
+        self.eval()
+        with torch.no_grad():
+            feats, y = features_in_batches(self.graph_features, data(), self.cfg.graph_inputs)
+        self.train(was_training)
+        return self.graph.refresh(feats, y, self.num_classes)
+
+    def labeled_view(self, x_lab: torch.Tensor, y_lab: torch.Tensor
+                     ) -> tuple[torch.Tensor, Callable[[torch.Tensor], torch.Tensor]]:
+        """The labeled rows' training view (``model.augment``, then ``model.mixup``) and the
+        per-example CE (B,) of its logits against the labels (blended with mixup)."""
+        x = augment(x_lab, self.cfg.augment)
+        if not self.cfg.mixup or len(x) < 2:
+            return x, lambda logits: F.cross_entropy(logits, y_lab, reduction="none")
+        x, partner, lam = mixup(x, self.cfg.mixup)
+        return x, lambda logits: losses.mixed_cross_entropy(logits, y_lab, y_lab[partner], lam.to(logits.dtype))
+
+    def graph_features(self, x: torch.Tensor) -> torch.Tensor:
+        """What the propagation's graph compares (B, D): by default the code."""
+        return self._encode(x, None)
+
+    def graph_term(self, logits: torch.Tensor, batch: Batch,
+                   rows: Optional[torch.Tensor] = None) -> tuple[torch.Tensor, dict]:
+        """``graph_weight`` times the certainty- and balance-weighted CE of ``logits`` against
+        the propagated labels (propagation.py), and its log; zero and no log before the first
+        refresh or without ``model.graph_weight``. ``logits``: (B, K) of the mixed batch, or of
+        its rows selected by the mask ``rows`` (B,)."""
+        if self.graph is None or not self.graph.ready or batch.index is None:
+            return logits.new_zeros(()), {}
+        term = self.graph.loss(logits, batch.index if rows is None else batch.index[rows.to(batch.index.device)])
+        return self.weight("graph_weight", batch) * term, {"graph": term.detach()}
 
     @torch.no_grad()
     def fit_prior(self, batches: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> None:

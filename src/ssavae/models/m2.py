@@ -36,34 +36,27 @@ import torch
 import torch.nn.functional as F
 
 from .. import losses
-from ..data.augment import Augment, augment, strong
+from ..data.augment import strong
 from ..nets import Classifier, Decoder, GaussianEncoder, Trunk, Upsample
 from ..registry import register
 from .adversarial import ClassCritic
-from .base import Batch, GenerativeModel, ModelConfig, Phase, Step, StepOutput
+from .base import Batch, GenerativeModel, Phase, SemiSupervisedConfig, Step, StepOutput
 from .vae import importance_weighted
 
 
 @dataclass
-class M2Config(ModelConfig):
+class M2Config(SemiSupervisedConfig):
     latent_dim: int = 20  # z
     upsample: Upsample = "resize"
     alpha: float = 5.0  # weight of the classification error on labeled examples (schedulable)
-    augment: Augment = "shift"  # view of the labeled images in the classification term
-    # CE of a strong view of the unlabeled images against the classifier's confident
-    # pseudo-labels (the VEC's and aae_semi's term); 0: Kingma's M2 (not yet validated here)
-    consistency_weight: float = 0.0
-    consistency_threshold: float = 0.95
+    consistency_weight: float = 0.0  # 0: Kingma's M2 (the shared term is not yet validated here)
     cls_code: int = 100  # the classifier's network: the classifier baseline's (trunk, 100, MLP)
     cls_hidden: tuple[int, ...] = (256, 256)
 
     def validate(self) -> None:
         super().validate()
-        if self.alpha < 0 or self.consistency_weight < 0:
-            raise ValueError(f"model.alpha and model.consistency_weight must be >= 0, got "
-                             f"{self.alpha}, {self.consistency_weight}")
-        if not 0.0 <= self.consistency_threshold <= 1.0:
-            raise ValueError(f"model.consistency_threshold must be in [0, 1], got {self.consistency_threshold}")
+        if self.alpha < 0:
+            raise ValueError(f"model.alpha must be >= 0, got {self.alpha}")
         if self.sampler != "prior":
             raise ValueError("m2 samples its own p(y) p(z): leave model.sampler at 'prior'")
 
@@ -88,6 +81,7 @@ class M2(GenerativeModel):
     has_classifier = True
     has_likelihood = True
     class_sampling = True
+    graph_phase = "train"
 
     def __init__(self, cfg: M2Config, info, parts=None):
         super().__init__(cfg, info, parts)
@@ -144,7 +138,8 @@ class M2(GenerativeModel):
         # one classifier pass (the labeled images augmented, the unlabeled ones, for consistency
         # a strong view of them) and one encoder/decoder pass over the labeled pairs and every
         # (unlabeled image, class) pair
-        views = [augment(x_lab, self.cfg.augment), x_u]
+        x_view, view_ce = self.labeled_view(x_lab, y_lab)
+        views = [x_view, x_u]
         if consistency:
             views.append(strong(x_u, self.cfg.augment, self.info.unit_range))
         logits = self.cls(torch.cat(views))
@@ -152,7 +147,7 @@ class M2(GenerativeModel):
         bound_l = pairs[:n_l]  # (n_l,)
         bound_u = losses.m2_unlabeled_bound(logits[n_l:n_l + n_u], pairs[n_l:].view(n_u, k))  # (n_u,)
         bound = torch.cat([bound_l, bound_u]).mean()
-        ce = F.cross_entropy(logits[:n_l], y_lab)
+        ce = view_ce(logits[:n_l]).mean()
         loss = bound + self.weight("alpha", batch) * ce
         logs = {"loss": loss.detach(), "bound": bound.detach(), "bound_labeled": bound_l.mean().detach(),
                 "cls_ce": ce.detach(), "acc": (logits[:n_l].argmax(1) == y_lab).float().mean().detach()}
@@ -163,7 +158,15 @@ class M2(GenerativeModel):
                 logits[n_l + n_u:], F.softmax(logits[n_l:n_l + n_u], -1).detach(), batch)
             loss = loss + cons
             logs.update(cons_logs, loss=loss.detach())
+        graph, graph_logs = self.graph_term(logits[n_l:n_l + n_u], batch, batch.y < 0)
+        if graph_logs:
+            loss = loss + graph
+            logs.update(graph_logs, loss=loss.detach())
         return StepOutput(loss, logs)
+
+    def graph_features(self, x):
+        """The classifier's code (``cls_code``): M2's z is the style, not the class."""
+        return self.cls.trunk(x)["code"]
 
     # ------------------------------------------------------------------ inference
     def _predict_proba(self, x):

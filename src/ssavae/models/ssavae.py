@@ -35,18 +35,18 @@ import torch
 import torch.nn.functional as F
 
 from .. import losses
-from ..data.augment import Augment, augment, strong
+from ..data.augment import strong
 from ..nets import Classifier, Decoder, Discriminator, GaussianEncoder, Upsample
 from ..registry import register
 from .adversarial import critic_pass, fakes_for_critic, hand_fakes
-from .base import Batch, GenerativeModel, ModelConfig, Phase, Step, StepOutput
+from .base import Batch, GenerativeModel, Phase, SemiSupervisedConfig, Step, StepOutput
 
 
 AUX_WEIGHT = 0.1  # the auxiliary pixel term's default weight at latent_dim > 2 (docs/ssavae.md)
 
 
 @dataclass
-class SSAVAEConfig(ModelConfig):
+class SSAVAEConfig(SemiSupervisedConfig):
     latent_dim: int = 100  # the paper's K_z (2 for the latent maps, 100 otherwise)
     upsample: Upsample = "resize"  # no checkerboard (validation, results.md)
     sampler: Literal["prior", "gaussian", "class-gaussian"] = "class-gaussian"  # where codes lie
@@ -58,11 +58,9 @@ class SSAVAEConfig(ModelConfig):
     # >0 adds an auxiliary decoder with a pixel NLL term; null: AUX_WEIGHT when latent_dim > 2
     # (instance detail for step 2's decoder), 0 for 2-D maps (it wrecks their class structure)
     vec_recon_weight: Optional[float] = None
-    # ---- step 1 on few labels (docs/ssavae.md): terms that learn from the unlabeled images
-    augment: Augment = "shift"  # view of the labeled stream's images for CE (none, shift, flip-shift)
+    # ---- step 1 on few labels (docs/ssavae.md, docs/semisup.md): with the shared augment,
+    # consistency_* (0: the paper's VEC) and graph_* fields, terms that learn from unlabeled images
     entropy_weight: float = 0.0  # entropy minimization of q(y|x) on unlabeled examples
-    consistency_weight: float = 1.0  # CE of a strong view against confident pseudo-labels (0: the paper's VEC)
-    consistency_threshold: float = 0.95  # confidence a pseudo-label needs (FixMatch's tau)
     decoder_init: Optional[Literal["random", "aux"]] = None  # step-2 decoder starts from Aux? null: if any
     vec_epochs: Optional[int] = None  # epochs of step 1; null = train.epochs
     # ---- step 2: the decoder
@@ -89,11 +87,8 @@ class SSAVAEConfig(ModelConfig):
         if self.decoder_init == "aux" and self.vec_recon_weight <= 0:
             raise ValueError("model.decoder_init='aux' needs an auxiliary decoder: set "
                              "model.vec_recon_weight > 0")
-        if not 0.0 <= self.consistency_threshold <= 1.0:
-            raise ValueError("model.consistency_threshold must be in [0, 1], got "
-                             f"{self.consistency_threshold}")
         for name in ("kl_weight", "lambda_cls", "vec_recon_weight", "beta", "gamma",
-                     "pixel_weight", "entropy_weight", "consistency_weight"):
+                     "pixel_weight", "entropy_weight"):
             if getattr(self, name) < 0:
                 raise ValueError(f"model.{name} must be >= 0, got {getattr(self, name)}")
         if self.feature_weights is not None and self.feature_layers is not None \
@@ -110,6 +105,7 @@ class SSAVAE(GenerativeModel):
     has_latent_classifier = True
     class_sampling = True  # sample(n, y): prior draws the classifier assigns to class y
     fit_prior_after = "vec"  # model.sampler: fitted to the VEC's codes, used by step 2 and sample
+    graph_phase = "vec"
 
     def __init__(self, cfg: SSAVAEConfig, info, parts=None):
         super().__init__(cfg, info, parts)
@@ -167,7 +163,8 @@ class SSAVAE(GenerativeModel):
         consistency = c.consistency_weight > 0 and bool(unlabeled.any())
         # one encoder pass: the mixed batch, the labeled stream (augmented), and for
         # consistency a strong view of the mixed batch's unlabeled images
-        views = [batch.x, augment(x_lab, c.augment)]
+        x_view, view_ce = self.labeled_view(x_lab, y_lab)
+        views = [batch.x, x_view]
         if consistency:
             views.append(strong(batch.x[unlabeled], c.augment, self.info.unit_range))
         mu, logvar = self.enc(torch.cat(views))  # (n + n_lab [+ n_u], latent_dim) each
@@ -176,7 +173,8 @@ class SSAVAE(GenerativeModel):
         y = torch.cat([batch.y, y_lab])
         kl = losses.gaussian_kl(mu[:n], logvar[:n])  # (n,): the mixed batch only
         # CE averages over every labeled example present (the mixed batch's and the stream's)
-        cls_ce = losses.labeled_mean(losses.masked_cross_entropy(logits[:n + n_lab], y), y)
+        ce = torch.cat([losses.masked_cross_entropy(logits[:n], batch.y), view_ce(logits[n:n + n_lab])])
+        cls_ce = losses.labeled_mean(ce, y)
         loss = self.weight("kl_weight", batch) * kl.mean() + self.weight("lambda_cls", batch) * cls_ce
         logs = {"kl": kl.mean().detach(), "cls_ce": cls_ce.detach()}
         if c.entropy_weight:
@@ -190,6 +188,9 @@ class SSAVAE(GenerativeModel):
             cons, cons_logs = self.consistency_term(logits[n + n_lab:], target, batch)
             loss = loss + cons
             logs.update(cons_logs)
+        graph, graph_logs = self.graph_term(logits[:n], batch)
+        loss = loss + graph
+        logs.update(graph_logs)
         if self.aux is not None:
             recon = self.nll(self.aux(z[:n]), batch.x)
             loss = loss + self.weight("vec_recon_weight", batch) * recon.mean()
