@@ -96,3 +96,18 @@ def test_every_semi_supervised_family_learns_from_the_propagated_labels(family):
     assert again.logs["graph"] == 0
     # the term enters the step's loss with its weight (aae_semi: times cls_weight, 1 here)
     assert torch.allclose(out.loss - again.loss, 50.0 * out.logs["graph"], rtol=1e-3, atol=2e-3)
+
+
+def test_a_training_run_propagates_at_each_epoch_from_graph_start_and_logs_the_term(tmp_path):
+    from ssavae.runlog import read_metrics
+    from ssavae.runs import train
+
+    cfg = build_run_config(family_raw("ssavae", model={"graph_weight": 1.0, "graph_k": 5, "graph_start": 1,
+                                                       "decoder_epochs": 0},
+                                      train={"epochs": 3}, data={"labels_per_class": 4}))
+    result = train(cfg, tmp_path / "run")
+    rows = [r for r in read_metrics(result.run_dir) if r.get("phase") == "vec"]
+    by_epoch = {e: [r.get("vec/graph") for r in rows if r["epoch"] == e] for e in (0, 1, 2)}
+    assert all(v is None for v in by_epoch[0])  # before graph_start: no labels, no term
+    assert all(v is not None and v > 0 for e in (1, 2) for v in by_epoch[e])
+    assert len(result.model.graph.target) == 128  # every training example has its label
