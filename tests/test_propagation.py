@@ -111,3 +111,74 @@ def test_a_training_run_propagates_at_each_epoch_from_graph_start_and_logs_the_t
     assert all(v is None for v in by_epoch[0])  # before graph_start: no labels, no term
     assert all(v is not None and v > 0 for e in (1, 2) for v in by_epoch[e])
     assert len(result.model.graph.target) == 128  # every training example has its label
+
+
+def test_the_mean_teacher_averages_the_weights_and_runs_the_module_with_them():
+    from ssavae.models.propagation import EMAWeights
+
+    torch.manual_seed(0)
+    lin = torch.nn.Linear(3, 2)
+    start = lin.weight.detach().clone()
+    ema = EMAWeights({"lin": lin}, decay=0.9)
+    with torch.no_grad():
+        lin.weight.add_(1.0)
+    ema.update()
+    assert torch.allclose(ema.lin__weight, 0.9 * start + 0.1 * (start + 1.0))
+    x = torch.randn(4, 3)
+    assert torch.allclose(ema.call("lin", x), F.linear(x, ema.lin__weight, ema.lin__bias))
+    assert not torch.allclose(ema.call("lin", x), lin(x))
+    assert [n for n, _ in lin.named_parameters()] == ["weight", "bias"]  # the module keeps its own
+    ema.copy_to()
+    assert torch.equal(lin.weight, ema.lin__weight)
+    ema.reset()
+    with torch.no_grad():
+        lin.weight.add_(1.0)
+    assert not torch.equal(lin.weight, ema.lin__weight)
+
+
+@pytest.mark.parametrize("family", ["ssavae", "m2", "aae_semi"])
+def test_with_model_ema_the_teacher_follows_every_classifier_update_and_the_phase_ends_on_its_weights(
+        tmp_path, monkeypatch, family):
+    from ssavae.models.propagation import EMAWeights
+    from ssavae.runs import train
+
+    calls = []
+    original = EMAWeights.update
+    monkeypatch.setattr(EMAWeights, "update", lambda self: (calls.append(1), original(self)))
+    model = {"ema": 0.9, "consistency_threshold": 0.0}
+    if family == "ssavae":
+        model["decoder_epochs"] = 0
+    result = train(build_run_config(family_raw(family, model=model, train={"epochs": 2})), tmp_path / "run")
+    m = result.model
+    phase = next(p for p in m.phases() if p.name == m.graph_phase)
+    per_batch = sum(1 for s in phase.steps if set(s.groups) & set(m.teacher_groups))  # aae_semi: 3
+    assert m.teacher is not None and len(calls) == 2 * 4 * per_batch  # 4 batches per epoch, 2 epochs
+    for name in m.teacher_groups:
+        for pname, p in m.groups()[name].named_parameters():
+            assert torch.equal(p, getattr(m.teacher, EMAWeights._key(name, pname)))
+    plain = build_model(build_run_config(family_raw(family)), make_synthetic(16, 4))
+    assert plain.teacher is None  # off by default
+
+
+@pytest.mark.parametrize("family", ["ssavae", "m2", "aae_semi"])
+def test_the_consistency_targets_come_from_the_mean_teacher(family):
+    ds = make_synthetic(32, 4)
+    model = build_model(build_run_config(family_raw(family, model={
+        "ema": 0.9, "consistency_weight": 1.0, "consistency_threshold": 0.0})), ds)
+    x = torch.from_numpy(ds.x_train).float() / 255
+    y = torch.from_numpy(ds.y_train).clone()
+    y[8:] = -1
+    step = next(s for p in model.phases() if p.name == model.graph_phase for s in p.steps if s.data == "labeled")
+    b = Batch(x, y, x[:8], y[:8], index=torch.arange(32))
+
+    def consistency():
+        torch.manual_seed(3)
+        b.shared.clear()
+        return float(step.loss(b).logs["consistency"])
+
+    before = consistency()
+    assert consistency() == before  # the same draws: the same term
+    with torch.no_grad():
+        for buf in model.teacher.buffers():
+            buf.add_(torch.randn_like(buf))  # another teacher, the same student
+    assert consistency() != pytest.approx(before, abs=1e-4)

@@ -470,6 +470,7 @@ class Trainer:
         if tc.grad_clip:
             fabric.clip_gradients(self.model, optimizer, max_norm=tc.grad_clip)
         optimizer.step()
+        self.model.after_update(step)
         return out.logs
 
     # ------------------------------------------------------------------ helpers

@@ -90,6 +90,7 @@ class SemiAAE(AAECore):
     class_sampling = True
     clusters = True
     graph_phase = "train"
+    teacher_groups = ("enc",)
 
     def __init__(self, cfg: SemiAAEConfig, info, parts=None):
         super().__init__(cfg, info, parts)
@@ -182,7 +183,12 @@ class SemiAAE(AAECore):
         ce = view_ce(logits[:n]).mean()
         loss, logs = ce, {"cls_ce": ce.detach(), "acc": (logits[:n].argmax(1) == y_lab).float().mean()}
         if consistency:  # pseudo-labels: the clean view's q(y | x) from this batch's critic step
-            cons, cons_logs = self.consistency_term(logits[n:n + n_u], self.fakes(batch)["y"][unlabeled], batch)
+            if self.teacher is None:
+                target = self.fakes(batch)["y"][unlabeled]
+            else:  # or from the mean teacher
+                with torch.no_grad():
+                    target = F.softmax(self.teacher.call("enc", batch.x[unlabeled])["y"], -1)
+            cons, cons_logs = self.consistency_term(logits[n:n + n_u], target, batch)
             loss = loss + cons
             logs.update(cons_logs)
         if graph:

@@ -41,7 +41,7 @@ from ..data import DataInfo
 from ..data.augment import Augment, augment, mixup
 from ..errors import CapabilityError
 from ..nets import FittedGaussian, NetSpec, Prior, StandardNormal, Upsample
-from .propagation import GraphLabels, check_graph_fields, features_in_batches
+from .propagation import EMAWeights, GraphLabels, check_graph_fields, features_in_batches
 
 
 def in_chunks(fn: Callable[..., torch.Tensor], size: int, device: torch.device,
@@ -205,6 +205,10 @@ class SemiSupervisedConfig(ModelConfig):
     # mixup of the labeled view (Beta(mixup, mixup) blends of labeled rows and of their
     # one-hot labels); 0: off
     mixup: float = 0.0
+    # decay of an exponential moving average of the classifier's weights (mean teacher): it
+    # gives the consistency term's pseudo-labels, and the classifier ends its phase with the
+    # averaged weights; 0: off
+    ema: float = 0.0
 
     def validate(self) -> None:
         super().validate()
@@ -214,6 +218,8 @@ class SemiSupervisedConfig(ModelConfig):
         check_graph_fields(self)
         if self.mixup < 0:
             raise ValueError(f"model.mixup must be >= 0 (0: off), got {self.mixup}")
+        if not 0.0 <= self.ema < 1.0:
+            raise ValueError(f"model.ema must be in [0, 1) (0: off), got {self.ema}")
 
 
 # ---------------------------------------------------------------------------- the base class
@@ -240,6 +246,8 @@ class GenerativeModel(nn.Module):
     # the phase that trains the classifier from few labels; with model.graph_weight > 0 the
     # labels are propagated over the code graph at the start of its epochs (graph_term)
     graph_phase: ClassVar[Optional[str]] = None
+    # the groups that classify (their weights' moving average is the teacher, model.ema)
+    teacher_groups: ClassVar[tuple[str, ...]] = ()
 
     _REQUIRES = {"has_classifier": ("_predict_proba",),
                  "has_latent_classifier": ("_predict_proba_latent",),
@@ -276,6 +284,7 @@ class GenerativeModel(nn.Module):
         self.register_buffer("_device_probe", torch.zeros(()), persistent=False)
         self.graph = GraphLabels(cfg.graph_k, cfg.graph_alpha) \
             if self.graph_phase and getattr(cfg, "graph_weight", 0) > 0 else None
+        self.teacher: Optional[EMAWeights] = None  # built by check_parts_used (model.ema)
 
     def build_part(self, name: str, default: Callable[[], nn.Module]) -> nn.Module:
         """The user's module for part ``name`` if one was passed in ``parts``, else ``default()``.
@@ -283,10 +292,19 @@ class GenerativeModel(nn.Module):
         return self._parts.pop(name) if name in self._parts else default()
 
     def check_parts_used(self) -> None:
-        """Families call this at the end of ``__init__``: a misspelled part name is an error."""
+        """Families call this at the end of ``__init__``: a misspelled part name is an error;
+        then what reads the finished parts is built (the mean teacher, ``model.ema``)."""
         if self._parts:
             raise ValueError(f"{type(self).__name__} has no part(s) {sorted(self._parts)}; "
                              f"its parts are {sorted(self.groups())}")
+        if self.teacher_groups and getattr(self.cfg, "ema", 0) > 0 and self.has_classifier:
+            self.teacher = EMAWeights({g: self.groups()[g] for g in self.teacher_groups}, self.cfg.ema)
+
+    def after_update(self, step: Step) -> None:
+        """Called after each optimizer update of ``step``: the mean teacher follows the
+        classifier's groups."""
+        if self.teacher is not None and set(step.groups) & set(self.teacher_groups):
+            self.teacher.update()
 
     # ------------------------------------------------------------------ the training contract
     def groups(self) -> dict[str, nn.Module]:
@@ -299,12 +317,18 @@ class GenerativeModel(nn.Module):
         raise NotImplementedError
 
     def on_phase_start(self, phase: str) -> None:
-        """Called once when a phase begins (not when a run resumes inside it)."""
+        """Called once when a phase begins (not when a run resumes inside it). By default the
+        mean teacher starts at the weights ``graph_phase`` begins with."""
+        if phase == self.graph_phase and self.teacher is not None:
+            self.teacher.reset()
 
     def on_phase_end(self, phase: str, data: Callable[[], Iterator[tuple[torch.Tensor, torch.Tensor]]]) -> None:
         """Called once when a phase completes, before its checkpoint; ``data()`` is one ordered
-        pass over every training example (the same on every process). By default it fits an
-        ex-post sampler (``model.sampler``) after the phase ``fit_prior_after``."""
+        pass over every training example (the same on every process). By default the classifier
+        takes the mean teacher's weights after ``graph_phase``, and an ex-post sampler
+        (``model.sampler``) is fitted after the phase ``fit_prior_after``."""
+        if phase == self.graph_phase and self.teacher is not None:
+            self.teacher.copy_to()
         if phase == self.fit_prior_after and isinstance(self.prior, FittedGaussian):
             self.fit_prior(data())
 

@@ -82,6 +82,7 @@ class M2(GenerativeModel):
     has_likelihood = True
     class_sampling = True
     graph_phase = "train"
+    teacher_groups = ("cls",)
 
     def __init__(self, cfg: M2Config, info, parts=None):
         super().__init__(cfg, info, parts)
@@ -154,8 +155,9 @@ class M2(GenerativeModel):
         if n_u:
             logs["bound_unlabeled"] = bound_u.mean().detach()
         if consistency:
-            cons, cons_logs = self.consistency_term(
-                logits[n_l + n_u:], F.softmax(logits[n_l:n_l + n_u], -1).detach(), batch)
+            with torch.no_grad():
+                target = F.softmax(logits[n_l:n_l + n_u] if self.teacher is None else self.teacher.call("cls", x_u), -1)
+            cons, cons_logs = self.consistency_term(logits[n_l + n_u:], target, batch)
             loss = loss + cons
             logs.update(cons_logs, loss=loss.detach())
         graph, graph_logs = self.graph_term(logits[n_l:n_l + n_u], batch, batch.y < 0)

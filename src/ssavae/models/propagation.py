@@ -161,3 +161,48 @@ def check_graph_fields(cfg, graph_k: Optional[int] = None) -> None:
         raise ValueError(f"model.graph_alpha must be in (0, 1), got {cfg.graph_alpha}")
     if cfg.graph_start < 0:
         raise ValueError(f"model.graph_start must be >= 0, got {cfg.graph_start}")
+
+
+class EMAWeights(nn.Module):
+    """An exponential moving average of some modules' parameters, kept as buffers (so it is
+    saved and resumed with the model): the mean teacher of Tarvainen & Valpola (2017).
+    ``update()`` after each optimizer step: ``ema <- decay * ema + (1 - decay) * theta``;
+    ``call(name, *args)`` runs module ``name`` with the averaged weights; ``copy_to()`` puts
+    them into the modules."""
+
+    def __init__(self, modules: dict[str, nn.Module], decay: float):
+        super().__init__()
+        self.__dict__["_targets"] = modules  # not submodules: their parameters are the model's
+        self.decay = decay
+        for name, m in modules.items():
+            for pname, p in m.named_parameters():
+                self.register_buffer(self._key(name, pname), p.detach().clone())
+
+    @staticmethod
+    def _key(name: str, pname: str) -> str:
+        return f"{name}__{pname.replace('.', '__')}"
+
+    def _pairs(self):
+        for name, m in self._targets.items():
+            for pname, p in m.named_parameters():
+                yield name, pname, p, getattr(self, self._key(name, pname))
+
+    @torch.no_grad()
+    def update(self) -> None:
+        for _, _, p, ema in self._pairs():
+            ema.mul_(self.decay).add_(p.detach().to(ema.dtype), alpha=1 - self.decay)
+
+    @torch.no_grad()
+    def reset(self) -> None:
+        """Start the average at the modules' current weights."""
+        for _, _, p, ema in self._pairs():
+            ema.copy_(p.detach())
+
+    @torch.no_grad()
+    def copy_to(self) -> None:
+        for _, _, p, ema in self._pairs():
+            p.copy_(ema)
+
+    def call(self, name: str, *args, **kwargs):
+        weights = {pname: ema for n, pname, _, ema in self._pairs() if n == name}
+        return torch.func.functional_call(self._targets[name], weights, args, kwargs)

@@ -106,6 +106,7 @@ class SSAVAE(GenerativeModel):
     class_sampling = True  # sample(n, y): prior draws the classifier assigns to class y
     fit_prior_after = "vec"  # model.sampler: fitted to the VEC's codes, used by step 2 and sample
     graph_phase = "vec"
+    teacher_groups = ("enc", "cls")
 
     def __init__(self, cfg: SSAVAEConfig, info, parts=None):
         super().__init__(cfg, info, parts)
@@ -151,6 +152,7 @@ class SSAVAE(GenerativeModel):
 
     def on_phase_start(self, phase: str) -> None:
         """Step 2 may start from the auxiliary decoder of step 1 (``decoder_init='aux'``)."""
+        super().on_phase_start(phase)
         if phase == "decoder" and self.cfg.decoder_init == "aux":
             self.dec.load_state_dict(copy.deepcopy(self.aux.state_dict()))
 
@@ -184,7 +186,8 @@ class SSAVAE(GenerativeModel):
             logs["entropy"] = ent.detach()
         if consistency:
             with torch.no_grad():  # pseudo-labels from the clean view's mean code, as at test time
-                target = F.softmax(self.cls(mu[:n][unlabeled]), -1)
+                target = F.softmax(self.cls(mu[:n][unlabeled]), -1) if self.teacher is None else \
+                    F.softmax(self.teacher.call("cls", self.teacher.call("enc", batch.x[unlabeled])[0]), -1)
             cons, cons_logs = self.consistency_term(logits[n + n_lab:], target, batch)
             loss = loss + cons
             logs.update(cons_logs)
