@@ -103,9 +103,9 @@ def test_bad_input_is_a_clear_error():
 
 def test_early_stopping_holds_out_labeled_rows_and_keeps_the_best_epoch():
     X, y, y_semi = blobs(150, labeled_every=2)  # 25 labels per class, 5 of each held out
-    clf = SSAVAEClassifier(epochs=12, latent_dim=2, early_stopping=True, validation_fraction=0.2,
+    clf = SSAVAEClassifier(epochs=30, latent_dim=2, early_stopping=True, validation_fraction=0.2,
                            n_iter_no_change=2, random_state=0).fit(X, y_semi)
-    assert 1 <= clf.n_iter_ <= 12 and len(clf.validation_scores_) == clf.n_iter_
+    assert 1 <= clf.n_iter_ <= 30 and len(clf.validation_scores_) == clf.n_iter_
     assert clf.best_validation_score_ == max(clf.validation_scores_) > 0.9
     assert clf.score(X, y) > 0.9
     assert list(y_semi[:3]) == [0, -1, 2]  # the caller's labels are left as they were
@@ -144,3 +144,25 @@ def test_early_stopping_without_a_row_to_hold_out_says_so():
     y[:3] = [0, 1, 2]  # one label per class: nothing can be held out
     with pytest.raises(ValueError, match="at least 2 labeled rows"):
         SSAVAEClassifier(epochs=1, early_stopping=True, random_state=0).fit(X, y)
+
+
+def test_on_tables_predict_proba_blends_the_classifier_with_the_labels_propagated_over_the_training_graph():
+    X, y, y_semi = blobs(150, labeled_every=16)  # 10 labeled rows of the 3 classes, clear clusters
+    clf = SSAVAEClassifier(epochs=1, latent_dim=2, random_state=0, model_params={"decoder_epochs": 0}).fit(X, y_semi)
+    assert clf.graph_predict_ == 0.5  # the default on tables
+    assert clf.model_.cfg.graph_inputs and clf.model_.cfg.graph_weight > 0  # TABLE_SEMI reached the model
+    both = clf.predict_proba(X)
+    clf.graph_predict_ = 0.0
+    head = clf.predict_proba(X)
+    clf.graph_predict_ = 1.0
+    graph = clf.predict_proba(X)
+    np.testing.assert_allclose(both, 0.5 * head + 0.5 * graph, atol=1e-6)
+    np.testing.assert_allclose(graph.sum(1), 1.0, atol=1e-6)
+    # one epoch leaves the head unsure; the graph over the inputs already knows the clusters
+    assert (graph.argmax(1) == y).mean() > 0.95 and (graph.argmax(1) == y).mean() >= (head.argmax(1) == y).mean()
+    assert SSAVAEClassifier(family="classifier", epochs=1).fit(X, y_semi).graph_predict_ == 0.0
+    with pytest.raises(ValueError, match="graph_predict needs a semi-supervised family"):
+        SSAVAEClassifier(family="classifier", epochs=1, graph_predict=0.5).fit(X, y_semi)
+    images = np.random.default_rng(0).random((40, 1, 16, 16)).astype(np.float32)
+    assert SSAVAEClassifier(epochs=1, latent_dim=2, model_params={"decoder_epochs": 0}).fit(
+        images, np.where(np.arange(40) < 10, np.arange(40) % 2, -1)).graph_predict_ == 0.0  # images: off
