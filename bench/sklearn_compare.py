@@ -134,7 +134,9 @@ def main() -> None:
                 clf = make(method, seed, settings if method not in SKLEARN else {}).fit(X_tr, y_semi)
                 row["fit_seconds"] = round(time.perf_counter() - t0, 2)
                 row["accuracy"] = float(clf.score(X_te, y_te))
-                proba = np.clip(clf.predict_proba(X_te), 1e-12, 1)  # LabelSpreading gives exact zeros
+                # LabelSpreading gives exact zeros, and NaN rows (no labeled neighbour reached, 0 / 0):
+                # those count as uniform, the answer it has for them
+                proba = np.clip(np.nan_to_num(clf.predict_proba(X_te), nan=1.0 / len(clf.classes_)), 1e-12, 1)
                 row["log_loss"] = float(log_loss(y_te, proba / proba.sum(1, keepdims=True), labels=clf.classes_))
                 row["n_test"] = len(y_te)
                 done.append(row)
