@@ -5,9 +5,14 @@
 # epochs and cosine learning rate, one run per (labels per class, latent size, seed).
 # Resumable: a finished run is not run again. Prints mean +- std over the seeds.
 #   bash bench/few_labels.sh [OUT]            env: LABELS="100 10" LATENTS="100 2" SEEDS="0 1 2"
+# VEC_ARGS adds overrides to the VEC's runs (give such runs their own OUT), e.g. the label
+# propagation of docs/semisup.md:
+#   VEC_ARGS="--model.graph_weight 1 --model.graph_k 10 --model.graph_alpha 0.9 --model.graph_start 2" \
+#     LATENTS=100 bash bench/few_labels.sh runs/few-labels-graph
 set -u
 OUT="${1:-runs/few-labels}"
 LABELS="${LABELS:-100 10}"; LATENTS="${LATENTS:-100 2}"; SEEDS="${SEEDS:-0 1 2}"; EPOCHS="${EPOCHS:-10}"
+VEC_ARGS="${VEC_ARGS:-}"
 COMMON="--data fashion-mnist --data.split_seed 0 --train.lr_schedule cosine --train.progress false --train.sample_every 0"
 mkdir -p "$OUT"
 for z in $LATENTS; do for l in $LABELS; do for s in $SEEDS; do
@@ -17,7 +22,7 @@ for z in $LATENTS; do for l in $LABELS; do for s in $SEEDS; do
     if [ "$m" = classifier ]; then
       args="--model classifier --train.epochs $EPOCHS"
     else
-      args="--model ssavae --model.vec_epochs $EPOCHS --model.decoder_epochs 0"
+      args="--model ssavae --model.vec_epochs $EPOCHS --model.decoder_epochs 0 $VEC_ARGS"
     fi
     ssavae train --out "$OUT/$name" $COMMON $args --model.latent_dim "$z" \
       --data.labels_per_class "$l" --seed "$s" > "$OUT/$name.log" 2>&1 || echo "$name failed (see $OUT/$name.log)"

@@ -166,3 +166,16 @@ def test_on_tables_predict_proba_blends_the_classifier_with_the_labels_propagate
     images = np.random.default_rng(0).random((40, 1, 16, 16)).astype(np.float32)
     assert SSAVAEClassifier(epochs=1, latent_dim=2, model_params={"decoder_epochs": 0}).fit(
         images, np.where(np.arange(40) < 10, np.arange(40) % 2, -1)).graph_predict_ == 0.0  # images: off
+
+
+def test_epochs_none_gives_about_the_same_number_of_updates_to_any_table_within_bounds():
+    from ssavae.estimator import AUTO_EPOCHS, AUTO_STEPS, auto_epochs
+
+    assert auto_epochs(14, AUTO_STEPS, AUTO_EPOCHS) == 100  # digits' 880 rows: the cap
+    assert auto_epochs(47, AUTO_STEPS, AUTO_EPOCHS) == 32  # 3,000 rows: about 1,500 updates
+    assert auto_epochs(938, AUTO_STEPS, AUTO_EPOCHS) == 30  # 60,000 rows: the floor
+    X, _, y_semi = blobs(60)
+    clf = SSAVAEClassifier(latent_dim=2, random_state=0).fit(X, y_semi)
+    assert clf.config_["train"]["epochs"] == 100 and clf.config_["model"]["decoder_epochs"] == 30
+    clf = SSAVAEClassifier(epochs=3, latent_dim=2, random_state=0).fit(X, y_semi)
+    assert clf.config_["train"]["epochs"] == 3 and clf.config_["model"]["decoder_epochs"] is None  # follows

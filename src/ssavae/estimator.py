@@ -44,21 +44,31 @@ TABLE_NETS = {"arch": "mlp", "hidden": 64, "mlp_hidden": (128,)}
 TABLE_SEMI = {"graph_weight": 1.0, "graph_inputs": True, "graph_k": 10, "graph_alpha": 0.9, "graph_start": 0,
               "consistency_weight": 0.0, "cls_hidden": (32,)}
 TABLE_GRAPH_PREDICT = 0.5  # graph_predict's default on tables
-TABLE_DECODER_EPOCHS = 30  # ssavae's step 2 on tables (the decoder; the classifier is done by then)
+# epochs=None: as many epochs as give about AUTO_STEPS updates, within AUTO_EPOCHS (100 epochs on
+# the validation tables, whose 2-14 batches per epoch all hit the cap; a larger table gets fewer
+# epochs and about the same fit time); ssavae's step 2 (the decoder: the classifier is done by
+# then) the same way within DECODER_EPOCHS
+AUTO_STEPS, AUTO_EPOCHS = 1500, (30, 100)
+DECODER_STEPS, DECODER_EPOCHS = 450, (10, 30)
+
+
+def auto_epochs(batches: int, steps: int, bounds: tuple[int, int]) -> int:
+    """Epochs of ``batches`` batches that make about ``steps`` updates, clipped to ``bounds``."""
+    return int(min(bounds[1], max(bounds[0], -(-steps // max(batches, 1)))))
 # below this side, images train without the families' default shift (validation on 8x8 digits,
 # 10 labels per class, 3 seeds: 90.4 % without it, 81.3 % with it; docs/results.md)
 SMALL_IMAGE = 16
 
 
 class SSAVAEClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
-    def __init__(self, family: str = "ssavae", latent_dim: Optional[int] = None, epochs: int = 100,
+    def __init__(self, family: str = "ssavae", latent_dim: Optional[int] = None, epochs: Optional[int] = None,
                  batch_size: int = 64, lr: float = 1e-3, standardize: bool = True, scale_floor: float = 1.0,
                  early_stopping: bool = False, validation_fraction: float = 0.1, n_iter_no_change: int = 10,
                  graph_predict: Optional[float] = None, verbose: bool = False, random_state: Optional[int] = None,
                  model_params: Optional[dict] = None, train_params: Optional[dict] = None):
         self.family = family
         self.latent_dim = latent_dim
-        self.epochs = epochs
+        self.epochs = epochs  # None: auto_epochs (about 1,500 updates, 30 to 100 epochs)
         self.batch_size = batch_size
         self.lr = lr
         self.standardize = standardize
@@ -135,17 +145,20 @@ class SSAVAEClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
             if not isinstance(self.random_state, (int, np.integer)) else int(self.random_state)
         model = dict(TABLE_NETS, likelihood="gaussian") if x.ndim == 2 else {}
         fields = {f.name for f in dataclasses.fields(get_model_class(self.family).Config)}
+        batch_size = min(self.batch_size, len(x))
+        batches = -(-len(x) // batch_size)
+        epochs = self.epochs if self.epochs is not None else auto_epochs(batches, AUTO_STEPS, AUTO_EPOCHS)
+        if "decoder_epochs" in fields and self.epochs is None:
+            model["decoder_epochs"] = auto_epochs(batches, DECODER_STEPS, DECODER_EPOCHS)
         if x.ndim == 2:
             model.update({k: v for k, v in TABLE_SEMI.items() if k in fields})
-            if "decoder_epochs" in fields:
-                model["decoder_epochs"] = TABLE_DECODER_EPOCHS
         if x.ndim == 4 and min(x.shape[2:]) < SMALL_IMAGE:
             model["augment"] = "none"  # a 2-pixel shift is a quarter of an 8x8 image
         if self.latent_dim is not None:
             model["latent_dim"] = self.latent_dim
         model.update(self.model_params or {})
         raw = {"model": {"name": self.family, **model}, "data": {"name": "arrays"},
-               "train": {"epochs": self.epochs, "batch_size": min(self.batch_size, len(x)), "lr": self.lr,
+               "train": {"epochs": epochs, "batch_size": batch_size, "lr": self.lr,
                          "progress": bool(self.verbose), "sample_every": 0, "threads": 0, "report": False,
                          "checkpoints": False,
                          **(self.train_params or {})},

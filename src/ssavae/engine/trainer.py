@@ -599,9 +599,14 @@ class _Progress:
             from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
                                        TimeElapsedColumn, TimeRemainingColumn)
 
-            self._p = Progress(TextColumn("[bold]{task.description}"), BarColumn(),
-                               MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
-                               TextColumn("{task.fields[losses]}"))
+            from rich.table import Column
+
+            # on a narrow terminal the losses are cut short, never the phase and epoch
+            self._p = Progress(TextColumn("[bold]{task.description}",
+                                          table_column=Column(no_wrap=True, min_width=16)),
+                               BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
+                               TextColumn("{task.fields[losses]}", table_column=Column(
+                                   no_wrap=True, overflow="ellipsis", ratio=1)))
             self._p.__enter__()
         return self
 
