@@ -6,10 +6,12 @@
 
 One class for every semi-supervised family: ``family="ssavae"`` (default), ``"m2"``,
 ``"aae_semi"``, ``"classifier"`` (supervised only, the baseline). ``X``: feature vectors
-(N, D), standardized inside the estimator (``standardize``) and modelled with MLP networks and
-a Gaussian likelihood; or images (N, H, W) / (N, C, H, W), uint8 or floats in [0, 1], with the
-family's default networks. Parameters are set in ``__init__`` only; what ``fit`` learns ends
-in ``_``.
+(N, D), standardized inside the estimator (``standardize``, ``scale_floor``) and modelled with
+MLP networks and a Gaussian likelihood, the labels propagated over the graph of codes and inputs
+(``TABLE_SEMI``, docs/semisup.md) and ``predict_proba`` blended with that graph's labels
+(``graph_predict``); or images (N, H, W) / (N, C, H, W), uint8 or floats in [0, 1], with the
+family's default networks and fields. Parameters are set in ``__init__`` only; what ``fit``
+learns ends in ``_``.
 """
 from __future__ import annotations
 
@@ -292,8 +294,9 @@ class SSAVAEClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
     def predict_proba(self, X) -> np.ndarray:
         x = self._x(X)
         proba = self.model_.predict_proba(x)
-        if self.graph_predict_ > 0:
-            proba = (1 - self.graph_predict_) * proba + self.graph_predict_ * self._graph_proba(x)
+        blend = getattr(self, "graph_predict_", 0.0)  # an estimator saved by 0.4 has none
+        if blend > 0:
+            proba = (1 - blend) * proba + blend * self._graph_proba(x)
         return proba.numpy().astype(np.float64)
 
     def predict(self, X) -> np.ndarray:
