@@ -20,7 +20,7 @@ and the families add, on the mixed batch's unlabeled examples,
 from __future__ import annotations
 
 import math
-from typing import Iterable, Optional
+from typing import Iterable
 
 import numpy as np
 import scipy.sparse as sp
@@ -151,7 +151,7 @@ def features_in_batches(fn, batches: Iterable[tuple[torch.Tensor, torch.Tensor]]
     return torch.cat(feats), torch.cat(labels)
 
 
-def check_graph_fields(cfg, graph_k: Optional[int] = None) -> None:
+def check_graph_fields(cfg) -> None:
     """The graph fields' ranges (every family's config validates them the same way)."""
     if cfg.graph_weight < 0:
         raise ValueError(f"model.graph_weight must be >= 0, got {cfg.graph_weight}")
