@@ -34,7 +34,7 @@ from .config import build_run_config
 from .data import to_float
 from .engine import EarlyStopping
 from .models import get_model_class
-from .models.propagation import certainty, features_in_batches, knn_graph, propagate
+from .models.propagation import certainty, features_in_batches, knn_graph, nearest, propagate
 
 SEMI_SUPERVISED = ("ssavae", "m2", "aae_semi", "classifier")
 # networks that suit small tables (hundreds of rows, tens of columns)
@@ -241,11 +241,9 @@ class SSAVAEClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
         self.graph_space_, self.graph_proba_ = space, torch.from_numpy(proba).float()
 
     def _graph_proba(self, x: torch.Tensor) -> torch.Tensor:
-        """Each row's neighbours in the training graph (k, cosine^3 weights) vote with their
-        propagated label distributions."""
-        s = self._graph_space(x) @ self.graph_space_.T
-        top, idx = s.topk(min(self.model_.cfg.graph_k, s.shape[1]), dim=1)
-        w = top.clamp_min(0).pow(3)
+        """Each row's neighbours in the training graph (k, the graph's affinities) vote with
+        their propagated label distributions."""
+        w, idx = nearest(self._graph_space(x), self.graph_space_, min(self.model_.cfg.graph_k, len(self.graph_space_)))
         votes = (w[..., None] * self.graph_proba_[idx]).sum(1)
         total = votes.sum(1, keepdim=True)
         return torch.where(total > 0, votes / total.clamp_min(1e-12), torch.full_like(votes, 1 / votes.shape[1]))

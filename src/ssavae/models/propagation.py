@@ -30,19 +30,31 @@ from scipy.sparse.linalg import cg
 from torch import nn
 
 
-def knn_graph(features: torch.Tensor, k: int, power: float = 3.0, chunk: int = 1024) -> sp.csr_matrix:
+POWER = 3.0  # s_ij = max(0, cos)^POWER (Iscen et al.)
+
+
+def nearest(queries: torch.Tensor, rows: torch.Tensor, k: int, power: float = POWER,
+            first_self: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(affinities (Q, k), indices (Q, k)) of each query's k nearest ``rows`` by cosine,
+    affinity max(0, cos)^power. ``first_self``: the queries are rows first_self, first_self + 1,
+    ... themselves, never their own neighbours."""
+    s = F.normalize(queries.float(), dim=1) @ F.normalize(rows.float(), dim=1).T  # (Q, N)
+    if first_self is not None:
+        s[torch.arange(len(s)), torch.arange(first_self, first_self + len(s))] = -2.0
+    top, idx = s.topk(k, dim=1)
+    return top.clamp_min(0).pow(power), idx
+
+
+def knn_graph(features: torch.Tensor, k: int, power: float = POWER, chunk: int = 1024) -> sp.csr_matrix:
     """The symmetric affinity matrix W = S + S^T (N x N, sparse) of the cosine k-NN graph."""
     n = len(features)
     k = min(k, n - 1)
-    f = F.normalize(features.float(), dim=1)
     rows, cols, vals = [], [], []
     for i in range(0, n, chunk):
-        s = f[i:i + chunk] @ f.T  # (c, N)
-        s[torch.arange(len(s)), torch.arange(i, i + len(s))] = -2.0  # never one's own neighbour
-        top, idx = s.topk(k, dim=1)
-        rows.append(torch.arange(i, i + len(s)).repeat_interleave(k))
+        top, idx = nearest(features[i:i + chunk], features, k, power, first_self=i)
+        rows.append(torch.arange(i, i + len(idx)).repeat_interleave(k))
         cols.append(idx.flatten())
-        vals.append(top.clamp_min(0).pow(power).flatten())
+        vals.append(top.flatten())
     s = sp.csr_matrix((torch.cat(vals).double().numpy(), (torch.cat(rows).numpy(), torch.cat(cols).numpy())),
                       shape=(n, n))
     return (s + s.T).tocsr()
