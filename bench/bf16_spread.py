@@ -22,13 +22,15 @@ import tempfile
 from pathlib import Path
 
 from ssavae.config import build_run_config
+from ssavae.engine import MetricsLog
+from ssavae.rundir import RunDir
 from ssavae.runlog import read_metrics
-from ssavae.runs import train
+from ssavae.runs import fit
 
 RAW = {"model": {"arch": "mlp", "hidden": 32, "mlp_hidden": [64]},
        "data": {"name": "synthetic", "limit_train": 128, "limit_test": 64, "labels_per_class": 8},
        "train": {"batch_size": 32, "progress": False, "sample_every": 0, "log_every": 1,
-                 "report": False, "checkpoints": False, "accelerator": "cpu", "threads": 1}}
+                 "accelerator": "cpu", "threads": 1}}
 
 
 def loss_curves(family: str, seed: int, precision: str, epochs: int, root: Path) -> dict[str, list[float]]:
@@ -36,10 +38,10 @@ def loss_curves(family: str, seed: int, precision: str, epochs: int, root: Path)
     raw = copy.deepcopy(RAW)
     raw["model"]["name"], raw["seed"] = family, seed
     raw["train"].update(epochs=epochs, precision=precision)
-    run = Path(root) / f"{family}-{precision}-s{seed}"
-    train(build_run_config(raw), run)
+    log = RunDir(Path(root) / f"{family}-{precision}-s{seed}").metrics
+    fit(build_run_config(raw), callbacks=[MetricsLog(log)])  # in memory, only the log written
     curves: dict[str, list[float]] = {}
-    for row in read_metrics(run):
+    for row in read_metrics(log):
         for k, v in row.items():
             if k.endswith("/loss"):
                 curves.setdefault(k, []).append(v)

@@ -37,14 +37,13 @@ KEYS = {"vae": ["vae/loss"], "ssavae": ["dec/loss", "disc/d_loss"],
 
 def base_raw(family: str, seed: int, model: dict) -> dict:
     return {"model": {"name": family, **model}, "data": {"name": "fashion-mnist"}, "seed": seed,
-            "train": {"accelerator": "cpu", "log_every": 1, "progress": False, "sample_every": 0,
-                      "report": False}}
+            "train": {"accelerator": "cpu", "log_every": 1, "progress": False, "sample_every": 0}}
 
 
 def curves(out: Path, family: str, setting: dict, seed: int, steps: int, keys: list[str], model: dict,
            init_from=None) -> tuple[dict[str, list[float]], float]:
     raw = base_raw(family, seed, model)
-    raw["train"].update(max_steps=steps, checkpoints=False, **setting)
+    raw["train"].update(max_steps=steps, **setting)
     run = out / ("-".join(f"{k}={v}" for k, v in setting.items()) + f"-s{seed}")
     t0 = time.perf_counter()
     train(build_run_config(raw), run, init_from=init_from)

@@ -28,7 +28,8 @@ from ssavae.config import build_run_config
 from ssavae.data import InMemoryLoader, LabeledStream, apply_split, labeled_mask, load_dataset
 from ssavae.data.readers import DataError
 from ssavae.runs import build_model
-from ssavae.engine import Trainer
+from ssavae.engine import MetricsLog, Trainer
+from ssavae.rundir import RunDir
 from ssavae.models import Batch
 
 
@@ -69,8 +70,8 @@ def bare_loop(model, loader, labeled, steps, clip):
 
 
 def engine_loop(cfg, model, loader, labeled, steps):  # steps: cfg.train.max_steps
-    with tempfile.TemporaryDirectory() as d:
-        Trainer(cfg, d).fit(model, loader, labeled)
+    with tempfile.TemporaryDirectory() as d:  # the engine with its metrics log, as a run has it
+        Trainer(cfg.train, callbacks=[MetricsLog(RunDir(d).metrics)]).fit(model, loader, labeled)
 
 
 def main():
@@ -94,7 +95,7 @@ def main():
            "data": {"name": ds.name, "labels_per_class": 100},
            "train": {"epochs": 1000, "batch_size": args.batch_size, "max_steps": args.steps,
                      "progress": False, "log_every": 50, "checkpoint_every": 10**9,
-                     "sample_every": 0, "checkpoints": False}}
+                     "sample_every": 0}}
     cfg = build_run_config(raw)
     torch.manual_seed(0)
     init = build_model(cfg, ds).state_dict()

@@ -27,7 +27,9 @@ from ssavae.config import build_run_config
 from ssavae.data.datasets import locate
 from ssavae.models import list_models
 from ssavae.runlog import read_metrics
-from ssavae.runs import train
+from ssavae.engine import MetricsLog
+from ssavae.rundir import RunDir
+from ssavae.runs import fit, train
 
 BATCH = 128
 
@@ -37,7 +39,7 @@ def raw_config(family: str, data: str, accelerator: str, precision: str, steps: 
             "data": {"name": data, "labels_per_class": 100 if data != "synthetic" else 20},
             "train": {"accelerator": accelerator, "devices": 1, "precision": precision, "batch_size": BATCH,
                       "max_steps": steps, "epochs": 1000, "log_every": 1, "progress": False, "sample_every": 0,
-                      "report": False, "checkpoints": False, "guard": False, **train_extra}}
+                      "guard": False, **train_extra}}
 
 
 def images_per_second(run: Path) -> float:
@@ -49,16 +51,16 @@ def images_per_second(run: Path) -> float:
 
 
 def speed(out: Path, family: str, data: str, accelerator: str, precision: str, steps: int) -> float:
-    run = out / f"{family}-{accelerator}-{precision}"
-    shutil.rmtree(run, ignore_errors=True)
-    train(build_run_config(raw_config(family, data, accelerator, precision, steps)), run)
-    return images_per_second(run)
+    log = RunDir(out / f"{family}-{accelerator}-{precision}").metrics
+    log.unlink(missing_ok=True)
+    fit(build_run_config(raw_config(family, data, accelerator, precision, steps)), callbacks=[MetricsLog(log)])
+    return images_per_second(log)
 
 
 def resume_is_exact(out: Path, family: str, data: str, accelerator: str, steps: int) -> tuple[bool, bool]:
     """(two uninterrupted runs agree bitwise, a run stopped halfway and resumed agrees with them)."""
     def run(name: str, max_steps: int, resume: bool = False):
-        cfg = build_run_config(raw_config(family, data, accelerator, "32-true", max_steps, checkpoints=True))
+        cfg = build_run_config(raw_config(family, data, accelerator, "32-true", max_steps))
         return train(cfg, out / name, resume=resume).model.state_dict()
 
     for name in ("resume-a", "resume-b", "resume-cut"):

@@ -163,7 +163,7 @@ def test_classification_step_learning_rate_scale_and_its_override(tmp_path):
 
     def lrs(**train):
         raw = family_raw("aae_semi", model={"cls_lr_scale": 3.0}, train=train)
-        trainer = Trainer(build_run_config(raw), tmp_path)
+        trainer = Trainer(build_run_config(raw).train)
         trainer.setup(tiny_model("aae_semi", cls_lr_scale=3.0))
         return {k: o.param_groups[0]["lr"] for k, o in trainer.optimizers.items()}
 

@@ -42,6 +42,9 @@ def test_train_then_sample_and_report(tmp_path, family, capsys):
     (["train", "--model", "vae", "--data", "synthetic", "stray"], "unrecognized argument"),
     (["train", "--resume", "--model", "vae"], "--resume needs --out"),
     (["sample", "/nonexistent/run"], "no checkpoint"),
+    (["evaluate", "/nonexistent/run", "--model.beta", "1"], "evaluate takes no config overrides (got --model.beta)"),
+    (["report", "/nonexistent/run", "--train.epochs", "1"], "report takes no config overrides"),
+    (["list-models", "--seed.x", "1"], "list-models takes no config overrides"),
     (["download", "imagenet"], "no download source"),
 ])
 def test_user_errors_exit_2_with_one_line(argv, needle, capsys):

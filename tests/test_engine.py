@@ -68,7 +68,7 @@ def test_fit_leaves_the_models_trainable_flags_as_it_found_them(tmp_path):
     model = build_model(cfg, ds)
     for p in model.cls.parameters():
         p.requires_grad_(False)
-    trainer = Trainer(cfg, tmp_path)
+    trainer = Trainer(cfg.train)
     loader, labeled = make_streams(cfg, ds, y, trainer.fabric)
     trainer.fit(model, loader, labeled)
     assert all(p.requires_grad != n.startswith("cls.") for n, p in model.named_parameters())
@@ -474,19 +474,19 @@ def test_early_stopping_ends_the_classifying_phase_at_its_best_epoch_and_spares_
     weights (not the first ones it saw)."""
     import copy
 
-    from ssavae.engine import EarlyStopping
+    from ssavae.engine import Callback, EarlyStopping
 
     vec_scores = iter([0.5, 0.7, 0.6, 0.65, 0.9, 0.9])
     phase_of, snaps = [None], []
     stopper = EarlyStopping(lambda m: next(vec_scores) if phase_of[0] == "vec" else 0.7, patience=2)
 
-    def on_epoch_end(trainer, phase, epoch):
-        phase_of[0] = phase.name
-        snaps.append((phase.name, copy.deepcopy(trainer.model.state_dict())))
-        stopper(trainer, phase, epoch)
+    class Snapshots(Callback):
+        def on_epoch_end(self, trainer, phase, epoch):
+            phase_of[0] = phase.name
+            snaps.append((phase.name, copy.deepcopy(trainer.model.state_dict())))
 
     raw = family_raw("ssavae", train={"epochs": 6})
-    result = train(build_run_config(raw), tmp_path / "es", on_epoch_end=on_epoch_end)
+    result = train(build_run_config(raw), tmp_path / "es", callbacks=[Snapshots(), stopper])
     vec = [s for p, s in snaps if p == "vec"]
     dec = [s for p, s in snaps if p == "decoder"]
     assert len(vec) == 4 and len(dec) == 6 and stopper.stopped == {"vec": 3}
@@ -499,16 +499,69 @@ def test_early_stopping_ends_the_classifying_phase_at_its_best_epoch_and_spares_
     assert progress["completed"] == ["vec", "decoder"]
 
 
-def test_a_run_without_checkpoints_writes_none_and_trains_the_same(tmp_path):
+def test_an_in_memory_fit_writes_nothing_and_trains_as_a_run_directory_does(tmp_path, monkeypatch):
+    """runs.fit: the same model as runs.train, with no directory, checkpoint, log or figure."""
+    from ssavae.runs import fit
+
     a = run(tmp_path, "a", train={"epochs": 2})
-    b = run(tmp_path, "b", train={"epochs": 2, "checkpoints": False})
-    assert not list((tmp_path / "b").glob("checkpoints/*"))
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    monkeypatch.chdir(empty)
+    b = fit(build_run_config(tiny_raw("vae", train={"epochs": 2})))
+    assert b.run_dir is None and not list(Path.cwd().iterdir())
     assert same(a.model.state_dict(), b.model.state_dict())
+
+
+def test_the_trainer_trains_a_tiny_model_without_a_directory_and_calls_its_callbacks_in_order(tmp_path, monkeypatch):
+    """The engine alone: a Trainer built from train settings, no RunDir, no file written; each
+    hook is called where the protocol says, and a callback's end_phase ends the phase."""
+    from ssavae.engine import Callback, Trainer
+    from ssavae.runs import build_model, make_streams, prepare_data
+
+    monkeypatch.chdir(tmp_path)
+    cfg = build_run_config(tiny_raw("vae", train={"epochs": 3, "log_every": 2}))
+    ds, y = prepare_data(cfg)
+    model = build_model(cfg, ds)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    calls = []
+
+    class Record(Callback):
+        def on_fit_start(self, trainer, resumed):
+            calls.append(("fit_start", resumed))
+
+        def on_phase_start(self, trainer, phase):
+            calls.append(("phase_start", phase.name))
+
+        def on_log(self, trainer, row):
+            calls.append(("log", row["step"]))
+
+        def on_epoch_end(self, trainer, phase, epoch):
+            calls.append(("epoch_end", epoch))
+            if epoch == 1:
+                trainer.end_phase()
+
+        def on_phase_end(self, trainer, phase):
+            calls.append(("phase_end", phase.name))
+
+        def on_fit_end(self, trainer):
+            calls.append(("fit_end",))
+
+    trainer = Trainer(cfg.train, callbacks=[Record()])
+    loader, labeled = make_streams(cfg, ds, y, trainer.fabric)
+    trainer.fit(model, loader, labeled)
+    n = len(loader)
+    assert calls[:2] == [("fit_start", False), ("phase_start", "train")] and calls[-2:] == [("phase_end", "train"),
+                                                                                         ("fit_end",)]
+    assert [c for c in calls if c[0] == "epoch_end"] == [("epoch_end", 0), ("epoch_end", 1)]  # ended after 2 of 3
+    assert [c[1] for c in calls if c[0] == "log"][-1] == 2 * n and trainer.progress["global_step"] == 2 * n
+    assert not all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+    assert not list(tmp_path.iterdir())  # no directory, no file
 
 
 def test_precision_auto_uses_bf16_only_on_a_cpu_with_native_bf16(tmp_path, monkeypatch):
     from ssavae.config import ConfigError
-    from ssavae.engine import trainer as trainer_mod
+    from ssavae.engine import device as trainer_mod
+    from ssavae.engine.trainer import Trainer
 
     monkeypatch.delenv("SSAVAE_NATIVE_BF16", raising=False)
     avx2 = tmp_path / "avx2"
@@ -531,7 +584,7 @@ def test_precision_auto_uses_bf16_only_on_a_cpu_with_native_bf16(tmp_path, monke
         assert resolve_precision(TrainConfig(accelerator="cpu")) == expected
         assert resolve_precision(TrainConfig(accelerator="cpu", precision="32-true")) == "32-true"  # opt-out
     monkeypatch.setattr(trainer_mod, "cpu_has_native_bf16", lambda: True)
-    trainer = trainer_mod.Trainer(build_run_config(family_raw("vae", train={"accelerator": "cpu"})), tmp_path / "r")
+    trainer = Trainer(build_run_config(family_raw("vae", train={"accelerator": "cpu"})).train)
     assert trainer.precision == "bf16-mixed" and trainer.fabric._precision.precision == "bf16-mixed"
 
 
@@ -589,3 +642,24 @@ def test_conv_weights_train_channels_last_on_cpu_by_default_and_as_asked(tmp_pat
     assert w_on[k].is_contiguous(memory_format=torch.channels_last) and not w_on[k].is_contiguous()
     assert w_off[k].is_contiguous()
     assert all(torch.allclose(w_on[n], w_off[n], atol=1e-4) for n in w_on)  # the same training, up to rounding
+
+
+def test_resuming_through_the_python_api_refuses_a_changed_model_as_the_cli_does(tmp_path, capsys):
+    """runs.train(resume=True) checks the config against the run's own: train.* may change, a
+    changed model.beta is refused with the message `ssavae train --resume` prints, and the run's
+    config.yaml is left as it was."""
+    from ssavae import cli
+    from ssavae.errors import ConfigError
+
+    raw = family_raw("ssavae", train={"max_steps": 2})
+    beta = train(build_run_config(raw), tmp_path / "r").model.cfg.beta
+    saved = (tmp_path / "r" / "config.yaml").read_text()
+    changed = family_raw("ssavae", model={"beta": 0.5}, train={"max_steps": 3})
+    with pytest.raises(ConfigError) as api_error:
+        train(build_run_config(changed), tmp_path / "r", resume=True)
+    assert f"model.beta (saved {beta!r}, given 0.5)" in str(api_error.value)
+    assert (tmp_path / "r" / "config.yaml").read_text() == saved
+    assert cli.main(["train", "--out", str(tmp_path / "r"), "--resume", "--model.beta", "0.5"]) == 2
+    assert " ".join(str(api_error.value).split()) in capsys.readouterr().err
+    more = train(build_run_config(family_raw("ssavae", train={"max_steps": 3})), tmp_path / "r", resume=True)
+    assert more.summary["steps"] == 3  # train.* may change

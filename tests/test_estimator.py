@@ -15,7 +15,8 @@ from sklearn.preprocessing import FunctionTransformer  # noqa: E402
 from sklearn.utils.estimator_checks import check_estimator  # noqa: E402
 
 from ssavae.data.synthetic import make_synthetic  # noqa: E402
-from ssavae.estimator import SSAVAEClassifier  # noqa: E402
+from ssavae.errors import CapabilityError  # noqa: E402
+from ssavae.estimator import CLASSIFYING, ENCODING, SSAVAEClassifier, SSAVAETransformer  # noqa: E402
 
 QUICK = dict(epochs=2, latent_dim=2, random_state=0)
 
@@ -97,8 +98,10 @@ def test_bad_input_is_a_clear_error():
         SSAVAEClassifier(**QUICK).fit(X, np.zeros(30))
     with pytest.raises(ValueError, match="no labels"):
         SSAVAEClassifier(**QUICK).fit(X, np.full(30, -1))
-    with pytest.raises(ValueError, match="family must be one of"):
-        SSAVAEClassifier(family="vae", **QUICK).fit(X, y)
+    with pytest.raises(ValueError, match="'family' parameter of SSAVAEClassifier must be a str among"):
+        SSAVAEClassifier(family="vae", **QUICK).fit(X, y)  # vae has no classifier: refused by capability
+    with pytest.raises(ValueError, match="'validation_fraction' parameter"):
+        SSAVAEClassifier(validation_fraction=1.5, **QUICK).fit(X, y)
 
 
 def test_early_stopping_holds_out_labeled_rows_and_keeps_the_best_epoch():
@@ -180,3 +183,36 @@ def test_epochs_none_gives_about_the_same_number_of_updates_to_any_table_within_
     assert clf.config_["train"]["epochs"] == 100 and clf.config_["model"]["decoder_epochs"] == 30
     clf = SSAVAEClassifier(epochs=3, latent_dim=2, random_state=0).fit(X, y_semi)
     assert clf.config_["train"]["epochs"] == 3 and clf.config_["model"]["decoder_epochs"] is None  # follows
+
+
+def test_the_transformer_fits_any_family_that_encodes_with_or_without_labels():
+    """SSAVAETransformer: a VAE on a table (no labels), and ssavae on images with string labels
+    (half unlabeled): codes, decoding in the input's units, per-class samples; no predict."""
+    X, _, _ = blobs(64)
+    vae = SSAVAETransformer("vae", latent_dim=2, epochs=1, random_state=0).fit(X)
+    z = vae.transform(X)
+    assert z.shape == (64, 2) and vae.inverse_transform(z).shape == X.shape
+    assert abs(vae.reconstruct(X).mean() - X.mean()) < 2.0  # back in the table's units (mean 10.6)
+    assert not hasattr(vae, "predict") and not hasattr(vae, "classes_")
+    with pytest.raises(ValueError, match="fitted with labels"):
+        vae.sample(2, y=1)
+    ds = make_synthetic(128, 16)
+    names = np.array(["square", "disc", "cross", "bar"], dtype=object)
+    y = names[ds.y_train].copy()
+    y[::2] = -1
+    est = SSAVAETransformer("ssavae", latent_dim=2, epochs=1, random_state=0,
+                            model_params={"arch": "mlp", "hidden": 32, "mlp_hidden": [64]}).fit(ds.x_train[:, 0], y)
+    assert set(est.classes_) == set(names) and est.transform(ds.x_test).shape == (16, 2)
+    assert est.sample(3, y="disc").shape == (3, 1, 28, 28)
+
+
+def test_the_estimators_find_their_families_by_capability_not_by_a_list():
+    from ssavae.models import get_model_class
+
+    assert {"ssavae", "m2", "aae_semi", "classifier"} <= set(CLASSIFYING) and "vae" not in CLASSIFYING
+    assert all(get_model_class(f).has_classifier and not get_model_class(f).conditional for f in CLASSIFYING)
+    assert {"vae", "aae", "vaegan", "draw", "ssavae"} <= set(ENCODING) and "cvae" not in ENCODING
+    with pytest.raises(ValueError, match="'family' parameter of SSAVAETransformer"):
+        SSAVAETransformer("cvae").fit(np.zeros((8, 3)))  # needs a label to encode
+    with pytest.raises(CapabilityError):
+        SSAVAEClassifier(family="classifier", epochs=1, random_state=0).fit(*blobs(30)[::2]).sample(2)

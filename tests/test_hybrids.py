@@ -97,17 +97,18 @@ def test_stability_guard_spots_collapsed_samples():
     from conftest import family_raw
 
     model = tiny_model("vaegan")
-    guard = StabilityGuard(build_run_config(family_raw("vaegan")).train, model, lambda: None)
+    guard = StabilityGuard(build_run_config(family_raw("vaegan")).train)
+    guard.model = model
     x, _ = data(64)
     logs = {"disc": {"d_real": torch.tensor(0.6), "d_fake": torch.tensor(0.4)}}
     model.sample = lambda n, y=None, generator=None: x[:1].expand(n, -1, -1, -1)  # one image
-    assert guard.after_batch(logs, x, 500) is None and guard.alarmed
+    assert guard.after_batch(logs, x, 500, lambda: None) is None and guard.alarmed
     model.sample = lambda n, y=None, generator=None: x[:n]  # as varied as the data
-    assert guard.after_batch(logs, x, 1000) is None and not guard.alarmed
+    assert guard.after_batch(logs, x, 1000, lambda: None) is None and not guard.alarmed
     model.sample = lambda n, y=None, generator=None: x[:1].expand(n, -1, -1, -1)
-    assert guard.after_batch(logs, x, 1500) is None
-    assert guard.after_batch(logs, x, 1700) is None  # not a probe step
-    assert "collapsed" in guard.after_batch(logs, x, 2000)
+    assert guard.after_batch(logs, x, 1500, lambda: None) is None
+    assert guard.after_batch(logs, x, 1700, lambda: None) is None  # not a probe step
+    assert "collapsed" in guard.after_batch(logs, x, 2000, lambda: None)
 
 
 # ---------------------------------------------------------------------------- VAE-GAN, CVAE+CGAN
@@ -142,7 +143,7 @@ def test_one_encoder_and_one_decoder_pass_per_batch(tmp_path, name, decoded):
     from conftest import family_raw
 
     model = tiny_model(name)
-    trainer = Trainer(build_run_config(family_raw(name)), tmp_path)
+    trainer = Trainer(build_run_config(family_raw(name)).train)
     trainer.setup(model)
     x, y = data(16)
     ds = make_synthetic(8, 4, seed=1)
@@ -162,7 +163,7 @@ def test_vaegan_critic_update_skipped_by_the_gate_changes_nothing(tmp_path):
     from conftest import family_raw
 
     model = tiny_model("vaegan")
-    trainer = Trainer(build_run_config(family_raw("vaegan")), tmp_path)
+    trainer = Trainer(build_run_config(family_raw("vaegan")).train)
     trainer.setup(model)
     disc_step = model.phases()[0].steps[2]
     x, y = data(16)

@@ -91,6 +91,32 @@ def test_engine_methods_are_short():
                 assert length <= 40, f"{module.name}:{node.name} has {length} lines"
 
 
+# every file and folder name a run directory holds; only rundir.py may spell them in code
+RUN_NAMES = ("config.yaml", "metrics.jsonl", "checkpoints", "last.pt", "best.pt", "figures", "summary.json",
+             "metrics.json", "standardization.json", "report.html", "tensorboard")
+
+
+def run_paths_spelled(source: str) -> list[str]:
+    """The run-directory names a module spells as string literals (docstrings and comments aside)."""
+    tree = ast.parse(source)
+    docs = {id(n.body[0].value) for n in ast.walk(tree)
+            if isinstance(n, (ast.Module, ast.ClassDef, ast.FunctionDef)) and n.body
+            and isinstance(n.body[0], ast.Expr) and isinstance(n.body[0].value, ast.Constant)}
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docs:
+            found += [name for name in RUN_NAMES if name in node.value.split("/") or node.value == name]
+    return found
+
+
+def test_no_path_inside_a_run_directory_is_spelled_outside_rundir():
+    spelled = {str(m.relative_to(PKG)): run_paths_spelled(m.read_text()) for m in PKG.rglob("*.py")
+               if m.name != "rundir.py"}
+    assert not {m: names for m, names in spelled.items() if names}
+    assert run_paths_spelled((PKG / "rundir.py").read_text())  # the check sees them where they are
+    assert sorted(run_paths_spelled('x = run_dir / "checkpoints" / "last.pt"')) == ["checkpoints", "last.pt"]
+
+
 def test_readme_python_examples_run(tmp_path, monkeypatch):
     """Every ```python block of the README runs, on tiny synthetic data in a temp folder."""
     blocks = re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), re.S)

@@ -144,7 +144,7 @@ def test_engine_update_changes_only_the_owner_and_its_optimizer(tmp_path, name):
     raw = family_raw(name)
     cfg = build_run_config(raw)
     model = tiny_model(name)
-    trainer = Trainer(cfg, tmp_path)
+    trainer = Trainer(cfg.train)
     trainer.setup(model)
     for _, step in all_steps(model):
         for p in model.parameters():
@@ -253,7 +253,7 @@ def test_ssavae_step2_decodes_once_per_batch_and_hands_the_fakes_to_the_discrimi
     batch it was not handed fakes for (or a second call) decodes its own. Catches the hand-over
     silently failing (twice the decoder work) and fakes reused beyond their batch."""
     model = tiny_model("ssavae")
-    trainer = Trainer(build_run_config(family_raw("ssavae")), tmp_path)
+    trainer = Trainer(build_run_config(family_raw("ssavae")).train)
     trainer.setup(model)
     calls = []
     model.dec.register_forward_hook(lambda m, i, o: calls.append(len(i[0])))

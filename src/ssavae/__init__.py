@@ -3,9 +3,10 @@ __version__ = "0.2.0"
 
 
 def __getattr__(name: str):
-    """``ssavae.SSAVAEClassifier`` without importing scikit-learn (an optional extra) up front."""
-    if name == "SSAVAEClassifier":
-        from .estimator import SSAVAEClassifier
+    """``ssavae.SSAVAEClassifier`` / ``SSAVAETransformer`` without importing scikit-learn (an
+    optional extra) up front."""
+    if name in ("SSAVAEClassifier", "SSAVAETransformer"):
+        from . import estimator
 
-        return SSAVAEClassifier
+        return getattr(estimator, name)
     raise AttributeError(f"module 'ssavae' has no attribute {name!r}")

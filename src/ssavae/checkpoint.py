@@ -126,3 +126,14 @@ def make(model, optimizers: dict, progress: dict, config: dict) -> dict:
         "progress": dict(progress),
         "rng": rng_state(),
     }
+
+
+def restore(ckpt: dict, model, optimizers: dict, progress: dict) -> dict:
+    """Put a checkpoint back exactly (``make``'s inverse): the model's and optimizers' states and
+    the random streams; returns ``progress`` updated with the checkpoint's counters."""
+    model.load_state_dict(ckpt["model"])
+    for name, state in ckpt["optimizers"].items():
+        if name in optimizers:
+            optimizers[name].load_state_dict(state)
+    set_rng_state(ckpt["rng"])
+    return {**progress, **ckpt["progress"], "completed": list(ckpt["progress"]["completed"])}

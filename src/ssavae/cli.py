@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Optional
 
 from . import __version__
-from .config import apply_override, build_run_config, load_file, merge, parse_value
+from .config import apply_override, build_run_config, load_file, merge, parse_value, upgrade
+from .rundir import RunDir
 from .errors import SsavaeError
 
 log = logging.getLogger("ssavae")
@@ -124,42 +125,18 @@ def cmd_train(args, overrides) -> int:
     from .runs import train
 
     base = None
-    if args.resume:
+    if args.resume:  # the saved config, with what the command line gives (runs.train checks it)
         if not args.out:
             raise UserError("--resume needs --out RUN_DIR (the run to continue)")
-        saved = Path(args.out) / "config.yaml"
-        if not saved.exists():
-            raise UserError(f"--resume: {saved} does not exist; is {args.out} a run directory?")
-        base = load_file(saved)
-        _check_resume_config(build_run_config(base).to_dict(),
-                             build_run_config(_raw_config(args, overrides, base)).to_dict(), saved)
+        rd = RunDir(args.out)
+        if not rd.is_run():
+            raise UserError(f"--resume: {rd.config} does not exist; is {args.out} a run directory?")
+        base = upgrade(load_file(rd.config))
     cfg = build_run_config(_raw_config(args, overrides, base))
     out = Path(args.out) if args.out else _default_out(cfg)
     result = train(cfg, out, resume=args.resume, init_from=args.init_from)
     _print_result(result)
     return 0
-
-
-def _flat(d: dict, prefix: str = "") -> dict:
-    out = {}
-    for k, v in d.items():
-        if isinstance(v, dict) and v:
-            out.update(_flat(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
-
-
-def _check_resume_config(saved: dict, given: dict, path: Path) -> None:
-    """``--resume`` takes the command that started the run (the up arrow, then ``--resume``):
-    values equal to the saved ones are fine, ``train.*`` may change, anything else may not."""
-    a, b = _flat(saved), _flat(given)
-    changed = [f"{k} (saved {a.get(k)!r}, given {b.get(k)!r})" for k in sorted(set(a) | set(b))
-               if not k.startswith("train.") and a.get(k) != b.get(k)]
-    if changed:
-        raise UserError(f"--resume continues the run of {path}; only train.* fields may change, "
-                        f"these differ: {'; '.join(changed)}. Leave them out or give the saved "
-                        "values, or start a new run in another --out")
 
 
 def _print_result(result) -> None:
@@ -180,12 +157,10 @@ def _print_result(result) -> None:
             table.add_row(k, f"{v:.4f}")
     console = Console()
     console.print(table)
-    console.print(f"run directory: [bold]{result.run_dir}[/bold]")
-    console.print(f"  report: {result.run_dir / 'report.html'}")
-    figs = sorted((result.run_dir / "figures").glob("*final*.png")) + \
-        sorted(p for p in (result.run_dir / "figures").glob("*.png") if "epoch" not in p.name
-               and "final" not in p.name)
-    for f in figs:
+    rd = RunDir(result.run_dir)
+    console.print(f"run directory: [bold]{rd.root}[/bold]")
+    console.print(f"  report: {rd.report}")
+    for f in sorted(rd.final_figures(), key=lambda f: "final" not in f.name):
         console.print(f"  figure: {f}")
 
 
@@ -194,8 +169,6 @@ def cmd_complete(args, overrides) -> int:
     from .eval.summary import completion_rows
     from .runs import load_model, prepare_data
 
-    if overrides:
-        raise UserError("complete takes no config overrides")
     model, cfg = load_model(args.run_dir)
     if not model.completes:
         raise UserError(f"{model.name} does not complete images; train --model cvae_completion")
@@ -203,7 +176,7 @@ def cmd_complete(args, overrides) -> int:
     if not 0 <= args.start < len(ds.y_test) or args.count < 1 or args.draws < 1:
         raise UserError(f"--start must be in 0..{len(ds.y_test) - 1}, --count and --draws >= 1")
     rows = completion_rows(model, ds, args.count, args.draws, args.seed, args.start)
-    out = Path(args.out or Path(args.run_dir) / "figures" / "completions_cli.png")
+    out = Path(args.out or RunDir(args.run_dir).figure("completions_cli"))
     save_grid(out, rows, nrow=args.draws + 2)
     print(out)
     return 0
@@ -215,8 +188,6 @@ def cmd_sample(args, overrides) -> int:
     from .runs import load_model
     from .eval.figures import save_grid
 
-    if overrides:
-        raise UserError("sample takes no config overrides")
     model, cfg = load_model(args.run_dir)
     y = None
     if args.label is not None:
@@ -231,7 +202,7 @@ def cmd_sample(args, overrides) -> int:
         y = labels_for(model, args.n)
     g = torch.Generator().manual_seed(args.seed)
     x = model.sample(args.n, y=y, generator=g)
-    out = Path(args.out or Path(args.run_dir) / "figures" / "samples_cli.png")
+    out = Path(args.out or RunDir(args.run_dir).figure("samples_cli"))
     if model.info.is_image:
         save_grid(out, x, nrow=max(1, int(args.n ** 0.5)))
     else:
@@ -288,10 +259,10 @@ def cmd_demo(args, overrides) -> int:
     console = Console()
     console.print((out / "compare.md").read_text())
     for family in ("ssavae", "vae"):
-        console.print(f"{family}: report [bold]{out / family / 'report.html'}[/bold]")
-        for f in sorted((out / family / "figures").glob("*.png")):
-            if "epoch" not in f.name:
-                console.print(f"  figure: {f}")
+        rd = RunDir(out / family)
+        console.print(f"{family}: report [bold]{rd.report}[/bold]")
+        for f in rd.final_figures():
+            console.print(f"  figure: {f}")
     console.print(f"both: {out / 'compare.html'}, samples side by side: {out / 'samples.png'}")
     return 0
 
@@ -304,8 +275,7 @@ def cmd_evaluate(args, overrides) -> int:
     from .eval.report import write_report
     from .runs import evaluate_run
 
-    if not (Path(args.run_dir) / "config.yaml").exists():
-        raise UserError(f"{args.run_dir} is not a run directory (no config.yaml)")
+    rd = _run_dir(args.run_dir)
     result = evaluate_run(args.run_dir, n=args.n, iw_samples=args.iw_samples, device=args.device)
     write_report(args.run_dir)
     table = Table(title=f"{result['model']} on {result['dataset']} ({result['n_test']} test images)")
@@ -314,16 +284,21 @@ def cmd_evaluate(args, overrides) -> int:
     for k, v in flatten(result).items():
         table.add_row(k, f"{v:.4f}")
     Console().print(table)
-    print(Path(args.run_dir) / "eval" / "metrics.json")
+    print(rd.evaluation)
     return 0
+
+
+def _run_dir(path: str) -> RunDir:
+    rd = RunDir(path)
+    if not rd.is_run():
+        raise UserError(f"{path} is not a run directory (no {rd.config.name})")
+    return rd
 
 
 def cmd_report(args, overrides) -> int:
     from .eval.report import write_report
 
-    if not (Path(args.run_dir) / "config.yaml").exists():
-        raise UserError(f"{args.run_dir} is not a run directory (no config.yaml)")
-    print(write_report(args.run_dir))
+    print(write_report(_run_dir(args.run_dir)))
     return 0
 
 
@@ -376,6 +351,7 @@ def build_parser() -> argparse.ArgumentParser:
         # also after the command (SUPPRESS: absent here, the global flag's value stands)
         sp.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                         help="show the traceback of an error")
+        sp.set_defaults(takes_overrides=name in ("train", "compare", "sweep", "demo"))
         return sp
 
     t = add("train", "train a model; writes a run directory")
@@ -390,7 +366,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--n", type=int, default=64)
     s.add_argument("--label", type=int, default=None, help="class to sample (conditional models)")
     s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--out", default=None, help="PNG file (default RUN_DIR/figures/samples_cli.png)")
+    s.add_argument("--out", default=None, help=f"PNG file (default {RunDir('RUN_DIR').figure('samples_cli')})")
     s.set_defaults(func=cmd_sample)
 
     c = add("complete", "draw completions of test images' unobserved part (cvae_completion)")
@@ -399,7 +375,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--draws", type=int, default=6, help="completions per image")
     c.add_argument("--start", type=int, default=0, help="index of the first test image")
     c.add_argument("--seed", type=int, default=0)
-    c.add_argument("--out", default=None, help="PNG file (default RUN_DIR/figures/completions_cli.png)")
+    c.add_argument("--out", default=None, help=f"PNG file (default {RunDir('RUN_DIR').figure('completions_cli')})")
     c.set_defaults(func=cmd_complete)
 
     add("list-models", "list the registered model families").set_defaults(func=cmd_list_models)
@@ -422,7 +398,7 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--data-dir", default=None)
     m.set_defaults(func=cmd_demo)
 
-    e = add("evaluate", "every metric that applies to the run's family -> RUN_DIR/eval/metrics.json")
+    e = add("evaluate", f"every metric that applies to the run's family -> {RunDir('RUN_DIR').evaluation}")
     e.add_argument("run_dir")
     e.add_argument("--n", type=int, default=5000, help="test images to use")
     e.add_argument("--iw-samples", type=int, default=1000, help="importance samples for the NLL")
@@ -455,6 +431,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     _setup_logging(args.verbose)
     try:
         overrides = parse_overrides(extra)
+        if overrides and not args.takes_overrides:
+            raise UserError(f"{args.command} takes no config overrides (got --{overrides[0][0]}): it reads the "
+                            "run's own config; only train, compare, sweep and demo take --section.field VALUE")
         return args.func(args, overrides)
     except _user_errors() as e:
         if args.debug:

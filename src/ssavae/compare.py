@@ -19,6 +19,7 @@ from .eval.evaluate import flatten, table_columns
 from .eval.infer import labels_for
 from .fileio import atomic_path
 from .runlog import read_metrics
+from .rundir import RunDir
 from .runs import evaluate_run, load_model, train_or_resume
 
 log = logging.getLogger(__name__)
@@ -54,11 +55,9 @@ def evaluate_and_tabulate(out: Path, families: list[str], budget: str, n_eval: i
     markdown, HTML and JSON and one row of samples per generative family."""
     rows = []
     for family in families:
-        run_dir = out / family
-        metrics_path = run_dir / "eval" / "metrics.json"
-        result = json.loads(metrics_path.read_text()) if metrics_path.exists() else \
-            evaluate_run(run_dir, n=n_eval, iw_samples=iw_samples)
-        history = read_metrics(run_dir)
+        rd = RunDir(out / family)
+        result = rd.read_json(rd.evaluation) or evaluate_run(rd, n=n_eval, iw_samples=iw_samples)
+        history = read_metrics(rd.metrics)
         rows.append({"family": family, "train_seconds": history[-1]["time"] if history else None,
                      **flatten(result)})
     with atomic_path(out / "compare.json") as tmp:

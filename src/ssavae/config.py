@@ -63,7 +63,8 @@ class TrainConfig:
     lr: float = 1e-3
     betas: tuple[float, float] = (0.9, 0.999)
     weight_decay: float = 0.0
-    step_lr: dict = field(default_factory=dict)  # per update step learning rate, e.g. {disc: 2e-4}; else lr x the step's lr_scale
+    # per update step learning rate, e.g. {disc: 2e-4}; else lr x the step's lr_scale
+    step_lr: dict = field(default_factory=dict)
     lr_schedule: Literal["constant", "cosine"] = "constant"  # cosine: decay to 0 over each phase
     grad_clip: Optional[float] = 10.0  # max global grad norm per step; null disables
     accelerator: str = "auto"  # cpu, cuda, mps, auto
@@ -78,8 +79,6 @@ class TrainConfig:
     threads: Optional[int] = None  # torch CPU threads; null = torch default
     log_every: int = 50  # steps between metric rows
     checkpoint_every: int = 500  # steps between periodic checkpoints (plus one per epoch)
-    checkpoints: bool = True  # false: write none (in-memory fits such as the estimator; no resume)
-    report: bool = True  # the final figures and report.html (off: only summary.json, e.g. in an estimator)
     keep_checkpoints: int = 0  # also keep the last N epoch-end checkpoints (epoch-STEP-PHASE-EPOCH.pt)
     best_metric: Optional[str] = None  # e.g. "vae/loss": best.pt = the epoch with the best mean of it
     best_mode: Literal["min", "max"] = "min"
@@ -222,6 +221,9 @@ def from_dict(cls: type, data: Any, where: str = "config") -> Any:
     fields = {f.name: f for f in dataclasses.fields(cls)}
     hints = typing.get_type_hints(cls)
     unknown = sorted(set(data) - set(fields))
+    for k in unknown:
+        if f"{where}.{k}" in RETIRED:
+            raise ConfigError(f"{where}.{k} no longer exists: {RETIRED[f'{where}.{k}']}")
     if unknown:
         raise ConfigError(
             f"{where}: unknown key(s) {', '.join(unknown)}; valid keys are: {', '.join(fields)}"
@@ -318,9 +320,27 @@ def build_run_config(data: dict) -> RunConfig:
     )
 
 
+# keys earlier versions wrote into a run's config that mean nothing now: dropped when a saved
+# run is read back, an error (with the reason) when a user gives them
+RETIRED = {"train.checkpoints": "an in-memory fit (runs.fit, the estimator) writes no checkpoint; a run "
+                                "directory always has them",
+           "train.report": "a run directory always gets its figures and report; runs.fit writes none"}
+
+
+def upgrade(raw: dict) -> dict:
+    """A saved run's config (config.yaml, a checkpoint's) without the ``RETIRED`` keys."""
+    out = {k: dict(v) if isinstance(v, dict) else v for k, v in raw.items()}
+    for dotted in RETIRED:
+        section, key = dotted.split(".")
+        if isinstance(out.get(section), dict):
+            out[section].pop(key, None)
+    return out
+
+
 def save(cfg: RunConfig, path: str | Path) -> None:
     Path(path).write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
 
 
 def load(path: str | Path) -> RunConfig:
-    return build_run_config(load_file(path))
+    """A run's saved config (``RunDir.config``), read as this version reads it (``upgrade``)."""
+    return build_run_config(upgrade(load_file(path)))

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from .compare import evaluate_and_tabulate
 from .config import apply_override, build_run_config, merge, to_dict
+from .rundir import RunDir
 from .runlog import read_metrics
 from .runs import train_or_resume
 
@@ -40,7 +41,7 @@ def run_demo(out: str, data: str = "fashion-mnist", data_dir: str | None = None,
         apply_override(raw, key, value)
     cfg = build_run_config(raw)
     train_or_resume(cfg, out / "ssavae")
-    seconds = read_metrics(out / "ssavae")[-1]["time"]
+    seconds = read_metrics(RunDir(out / "ssavae").metrics)[-1]["time"]
     vae_model = {"name": "vae", **to_dict(cfg.model)}
     vae_model = {k: v for k, v in vae_model.items() if k in SHARED_MODEL_FIELDS + ("name",)}
     vae_raw = merge({k: v for k, v in raw.items() if k != "model"},

@@ -1,23 +1,13 @@
-"""Runs: a config becomes a run directory (data, split, model, engine, figures, summary, report),
-and a run directory becomes a model again (``load_model``). The layer above engine and eval.
-
-Every run directory has one layout::
-
-    RUN_DIR/config.yaml       the resolved config (re-loadable with --config)
-    RUN_DIR/metrics.jsonl     one row per logged step
-    RUN_DIR/checkpoints/      last.pt (exact resume), written atomically
-    RUN_DIR/figures/          PNG grids and maps
-    RUN_DIR/summary.json      test-set numbers of the finished run
-    RUN_DIR/standardization.json  a standardized table's column means and scales (tables only)
-    RUN_DIR/report.html       all of it on one self-contained page
-"""
+"""Runs: a config becomes a trained model, in memory (``fit``) or in a run directory (``train``:
+data, split, model, engine with its callbacks, figures, summary, report); a run directory becomes
+a model again (``load_model``). The layer above engine and eval; the directory's layout is
+``rundir.RunDir``'s."""
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Optional
 
 import numpy as np
 import torch
@@ -27,15 +17,17 @@ from . import config as config_mod
 from .config import RunConfig
 from .data import (DataInfo, Dataset, InMemoryLoader, LabeledStream, apply_split, labeled_mask, load_dataset,
                    warn_unscaled)
-from .engine import Trainer, make_fabric, resolve_precision
+from .engine import (Callback, Checkpointer, MetricsLog, ProgressBar, SignalStop, StabilityGuard, TimeBudget,
+                     Trainer, make_fabric, resolve_precision)
+from .engine.device import PRECISIONS, cpu_has_native_bf16
 from .engine.launch import launched
-from .engine.trainer import PRECISIONS, cpu_has_native_bf16
 from .errors import CheckpointError, ConfigError
 from .eval.figures import epoch_figures
 from .eval.report import write_report
 from .eval.infer import Shards
 from .eval.summary import final_figures, summarize
 from .models import GenerativeModel, get_model_class, model_name_of_config
+from .rundir import RunDir
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +36,7 @@ log = logging.getLogger(__name__)
 class RunResult:
     model: GenerativeModel
     dataset: Dataset
-    run_dir: Path
+    run_dir: Optional[Path]  # None for an in-memory fit
     summary: dict
 
 
@@ -80,19 +72,18 @@ def build_model(cfg: RunConfig, ds: Dataset | DataInfo, parts: Optional[dict] = 
         raise ConfigError(str(e)) from e
 
 
-def load_model(run_dir: str | Path, checkpoint: str = "last.pt",
+def load_model(run_dir: str | Path, checkpoint: Optional[str] = None,
                map_location: str | torch.device = "cpu",
                parts: Optional[dict] = None) -> tuple[GenerativeModel, RunConfig]:
     """Rebuild a trained model from its run directory: ``model, cfg = load_model(RUN_DIR)``.
     The data is not needed (the checkpoint records its shape and classes) and no pickled module
     is involved; a run trained with your own ``parts`` needs the same parts again."""
-    run_dir = Path(run_dir)
-    ck = ckpt_io.load(run_dir / "checkpoints" / checkpoint)
-    cfg = config_mod.build_run_config(ck["config"])
-    saved = run_dir / "config.yaml"
+    rd = RunDir(run_dir)
+    ck = ckpt_io.load(rd.checkpoint(checkpoint))
+    cfg = config_mod.build_run_config(config_mod.upgrade(ck["config"]))
     held = ck["config"]["model"]["name"]
-    if saved.exists() and (family := config_mod.load_file(saved).get("model", {}).get("name")) != held:
-        raise CheckpointError(f"{run_dir / 'checkpoints' / checkpoint} holds a {held} model but the "
+    if rd.is_run() and (family := config_mod.load_file(rd.config).get("model", {}).get("name")) != held:
+        raise CheckpointError(f"{rd.checkpoint(checkpoint)} holds a {held} model but the "
                               f"run directory's config.yaml is of {family}: the checkpoint was copied from "
                               "another run; put back the run's own checkpoint")
     i = ck["data_info"]
@@ -105,11 +96,11 @@ def train_or_resume(cfg: RunConfig, run_dir: str | Path,
                     init_from: Optional[str | Path] = None) -> Optional[RunResult]:
     """Idempotent training for sweeps and comparisons: a finished run (it has a summary) is left
     alone, an interrupted one resumes, a missing one starts (from ``init_from`` if given)."""
-    run_dir = Path(run_dir)
-    if (run_dir / "summary.json").exists():
+    rd = RunDir(run_dir)
+    if rd.finished():
         log.info("%s: finished earlier, skipped", run_dir)
         return None
-    if (run_dir / "checkpoints" / "last.pt").exists():
+    if rd.resumable():
         return train(cfg, run_dir, resume=True)
     return train(cfg, run_dir, init_from=init_from)
 
@@ -117,7 +108,7 @@ def train_or_resume(cfg: RunConfig, run_dir: str | Path,
 def _init_from(model: GenerativeModel, src_dir: Path) -> list[str]:
     """Load another run's weights for the groups its completed phases trained; returns those
     phases. Networks this config does not have (a discriminator at beta 0) are ignored."""
-    src = ckpt_io.load(Path(src_dir) / "checkpoints" / "last.pt")
+    src = ckpt_io.load(RunDir(src_dir).checkpoint())
     if src["family"] != model.name:
         raise ConfigError(f"--init-from {src_dir}: that run trained {src['family']!r}, "
                           f"not {model.name!r}")
@@ -139,22 +130,45 @@ def _init_from(model: GenerativeModel, src_dir: Path) -> list[str]:
     return done
 
 
-def _check_run_dir(run_dir: Path, resume: bool, init_from) -> Path:
-    last = run_dir / "checkpoints" / "last.pt"
-    if resume and not last.exists():
-        raise ConfigError(f"--resume: no checkpoint in {run_dir / 'checkpoints'}; start a new run")
-    if not resume and last.exists():
-        raise ConfigError(f"{run_dir} already holds a run; pass --resume to continue it or choose "
-                          "another --out")
+def _check_run_dir(rd: RunDir, resume: bool, init_from, cfg: RunConfig) -> Optional[dict]:
+    """Before any work: the directory can hold this run; with ``resume``, its checkpoint (loaded)
+    and a config that changes nothing but ``train.*`` (``check_resume_config``)."""
+    if resume and not rd.resumable():
+        raise ConfigError(f"--resume: no checkpoint in {rd.checkpoints}; start a new run")
+    if not resume and rd.resumable():
+        raise ConfigError(f"{rd.root} already holds a run; pass --resume to continue it or choose another --out")
     if resume and init_from:
         raise ConfigError("use either --resume or --init-from, not both")
-    try:  # before any work: a run must be able to write its results
-        run_dir.mkdir(parents=True, exist_ok=True)
+    if resume and rd.is_run():
+        check_resume_config(config_mod.load(rd.config).to_dict(), cfg.to_dict(), rd.config)
+    try:  # a run must be able to write its results
+        rd.root.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise ConfigError(f"cannot create the run directory {run_dir} ({e.strerror}); choose another --out") from e
-    for stale in last.parent.glob(".*.tmp"):  # left by a process killed inside a checkpoint write
-        stale.unlink(missing_ok=True)
-    return last
+        raise ConfigError(f"cannot create the run directory {rd.root} ({e.strerror}); choose another --out") from e
+    rd.clean_partial_writes()
+    return ckpt_io.load(rd.checkpoint()) if resume else None
+
+
+def _flat(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict) and v:
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def check_resume_config(saved: dict, given: dict, path: Path) -> None:
+    """A resumed run continues the run that ``path`` (its config) describes: values equal to the
+    saved ones are fine, ``train.*`` may change, anything else may not."""
+    a, b = _flat(saved), _flat(given)
+    changed = [f"{k} (saved {a.get(k)!r}, given {b.get(k)!r})" for k in sorted(set(a) | set(b))
+               if not k.startswith("train.") and a.get(k) != b.get(k)]
+    if changed:
+        raise ConfigError(f"--resume continues the run of {path}; only train.* fields may change, "
+                          f"these differ: {'; '.join(changed)}. Leave them out or give the saved "
+                          "values, or start a new run in another --out")
 
 
 def decide_precision(cfg: RunConfig, resume_from: Optional[dict] = None) -> RunConfig:
@@ -214,64 +228,105 @@ def make_streams(cfg: RunConfig, ds: Dataset, y_train: np.ndarray, fabric):
     return loader, labeled
 
 
+class EpochFigures(Callback):
+    """Sample and reconstruction grids after every ``every`` epochs of a phase that decodes."""
+
+    def __init__(self, ds: Dataset, rd: RunDir, every: int, seed: int):
+        self.ds, self.rd, self.every, self.seed = ds, rd, every, seed
+
+    def on_epoch_end(self, trainer, phase, epoch) -> None:
+        if trainer.is_main and self.every and phase.figures and (epoch + 1) % self.every == 0:
+            epoch_figures(trainer.model, self.ds, self.rd.figures, f"{phase.name}_epoch{epoch + 1:03d}", self.seed)
+
+
+def setting_callbacks(cfg: RunConfig) -> list[Callback]:
+    """The callbacks ``train.*`` asks for that need no directory: the stability guard, the time
+    budget and the progress bar."""
+    t = cfg.train
+    return ([StabilityGuard(t)] if t.guard else []) + ([TimeBudget(t.max_minutes)] if t.max_minutes else []) + \
+        ([ProgressBar()] if t.progress else [])
+
+
+def _fit(cfg: RunConfig, fabric, dataset: Optional[Dataset], parts: Optional[dict], callbacks, resume_from=None,
+         init_from=None, before=None):
+    """Data, model and trainer of one run, inside its process group; ``before(ds, y, model)``
+    runs on rank 0 just before training."""
+    _check_same_precision(fabric, cfg.train.precision)
+    torch.manual_seed(cfg.seed)  # the same initial weights on every process
+    ds, y_train = prepare_data(cfg, dataset)
+    if cfg.train.batch_size * fabric.world_size > len(y_train) and fabric.global_rank == 0:
+        log.warning("train.batch_size %d (x %d processes) is larger than the %d training examples: each "
+                    "epoch is one batch of them all", cfg.train.batch_size, fabric.world_size, len(y_train))
+    model = build_model(cfg, ds, parts)
+    torch.manual_seed(cfg.seed * 7919 + fabric.global_rank)  # different noise per process
+    done = _init_from(model, Path(init_from)) if init_from else []
+    if before is not None and fabric.global_rank == 0:
+        before(ds, y_train, model)
+    loader, labeled = make_streams(cfg, ds, y_train, fabric)
+    trainer = Trainer(cfg.train, fabric, callbacks)
+    trainer.progress["completed"] = done
+    trainer.fit(model, loader, labeled, resume_from=resume_from)
+    return model, ds, trainer
+
+
+def fit(cfg: RunConfig, dataset: Optional[Dataset] = None, parts: Optional[dict] = None,
+        callbacks: tuple[Callback, ...] = (), fabric=None) -> RunResult:
+    """Train ``cfg`` in memory: no directory, no checkpoint, no figures, no summary; the
+    callbacks ``train.*`` asks for (``setting_callbacks``), then ``callbacks``."""
+    if cfg.train.threads:
+        torch.set_num_threads(cfg.train.threads)
+    cfg = decide_precision(cfg)
+    fabric = fabric if fabric is not None else make_fabric(cfg.train)
+    with launched(fabric):
+        model, ds, _ = _fit(cfg, fabric, dataset, parts, setting_callbacks(cfg) + list(callbacks))
+    return RunResult(model, ds, None, {})
+
+
 def train(cfg: RunConfig, run_dir: str | Path, resume: bool = False,
           init_from: Optional[str | Path] = None, fabric=None,
           dataset: Optional[Dataset] = None, parts: Optional[dict] = None,
-          on_epoch_end: Optional[Callable] = None) -> RunResult:
-    """Train ``cfg`` into ``run_dir``. ``resume`` continues its last checkpoint exactly;
-    ``init_from`` starts from another run's weights and skips the phases it completed;
-    ``dataset`` gives in-memory data instead of ``cfg.data.name`` (the split still applies);
-    ``parts`` replaces named networks with your own modules; ``on_epoch_end(trainer, phase,
-    epoch)`` runs after each epoch's figures (e.g. ``engine.EarlyStopping``)."""
-    run_dir = Path(run_dir)
-    last = _check_run_dir(run_dir, resume, init_from)
+          callbacks: tuple[Callback, ...] = ()) -> RunResult:
+    """Train ``cfg`` into ``run_dir``. ``resume`` continues its last checkpoint exactly (refused
+    when ``cfg`` changes more than ``train.*``); ``init_from`` starts from another run's weights
+    and skips the phases it completed; ``dataset`` gives in-memory data instead of
+    ``cfg.data.name`` (the split still applies); ``parts`` replaces named networks with your own
+    modules; ``callbacks`` run after the run's own (e.g. ``engine.EarlyStopping``)."""
+    rd = RunDir(run_dir)
+    resume_from = _check_run_dir(rd, resume, init_from, cfg)
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
-    resume_from = ckpt_io.load(last) if resume else None
     asked, cfg = cfg.train.precision, decide_precision(cfg, resume_from)
     fabric = fabric if fabric is not None else make_fabric(cfg.train)
+
+    def before(ds: Dataset, y_train: np.ndarray, model: GenerativeModel) -> None:
+        config_mod.save(cfg, rd.config)
+        if ds.standardization is not None:  # what new rows need before predict_proba / encode
+            rd.write_json(rd.standardization, ds.standardization)
+            log.info("%s: columns standardized with the training rows' mean and standard deviation "
+                     "(%s); apply the same to new rows", ds.name, rd.standardization)
+        log.info("%s: %d training examples (%d labeled), %d test; %s with %d parameters",
+                 ds.name, len(y_train), int((y_train >= 0).sum()), len(ds.y_test), model.name,
+                 sum(p.numel() for p in model.parameters()))
+        log.info("precision: %s (%s)", cfg.train.precision, _precision_reason(asked, cfg.train, resume_from))
+        figures.ds = ds
+
+    t = cfg.train
+    figures = EpochFigures(None, rd, t.sample_every, cfg.seed)
+    own = [SignalStop()] + setting_callbacks(cfg) + [
+        MetricsLog(rd.metrics, rd.tensorboard if t.tensorboard else None),
+        Checkpointer(rd.last, rd.best, cfg.to_dict(), t.checkpoint_every, t.keep_checkpoints, t.best_metric,
+                     t.best_mode),
+        figures]
     with launched(fabric):  # the process group, from here to the end of the run
-        _check_same_precision(fabric, cfg.train.precision)
-        torch.manual_seed(cfg.seed)  # the same initial weights on every process
-        ds, y_train = prepare_data(cfg, dataset)
-        if cfg.train.batch_size * fabric.world_size > len(y_train) and fabric.global_rank == 0:
-            log.warning("train.batch_size %d (x %d processes) is larger than the %d training examples: each "
-                        "epoch is one batch of them all", cfg.train.batch_size, fabric.world_size, len(y_train))
-        model = build_model(cfg, ds, parts)
-        torch.manual_seed(cfg.seed * 7919 + fabric.global_rank)  # different noise per process
-        done = _init_from(model, Path(init_from)) if init_from else []
-        if fabric.global_rank == 0:
-            run_dir.mkdir(parents=True, exist_ok=True)
-            config_mod.save(cfg, run_dir / "config.yaml")
-            if ds.standardization is not None:  # what new rows need before predict_proba / encode
-                (run_dir / "standardization.json").write_text(json.dumps(ds.standardization))
-                log.info("%s: columns standardized with the training rows' mean and standard deviation "
-                         "(%s); apply the same to new rows", ds.name, run_dir / "standardization.json")
-            log.info("%s: %d training examples (%d labeled), %d test; %s with %d parameters",
-                     ds.name, len(y_train), int((y_train >= 0).sum()), len(ds.y_test), model.name,
-                     sum(p.numel() for p in model.parameters()))
-            log.info("precision: %s (%s)", cfg.train.precision, _precision_reason(asked, cfg.train, resume_from))
-        loader, labeled = make_streams(cfg, ds, y_train, fabric)
-        every = cfg.train.sample_every
-
-        def after_epoch(trainer: Trainer, phase, epoch: int) -> None:
-            if every and phase.figures and (epoch + 1) % every == 0:
-                epoch_figures(model, ds, run_dir / "figures", f"{phase.name}_epoch{epoch + 1:03d}", cfg.seed)
-            if on_epoch_end is not None:
-                on_epoch_end(trainer, phase, epoch)
-
-        trainer = Trainer(cfg, run_dir, fabric, on_epoch_end=after_epoch)
-        trainer.progress["completed"] = done
-        trainer.fit(model, loader, labeled, resume_from=resume_from)
+        model, ds, trainer = _fit(cfg, fabric, dataset, parts, own + list(callbacks), resume_from, init_from, before)
         summary = summarize(model, ds, trainer.progress, Shards(fabric))  # every rank its block
         summary["evaluated_on"] = cfg.data.evaluate_on
         summary["precision"] = cfg.train.precision
         if fabric.global_rank == 0:
-            (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
-            if cfg.train.report:
-                final_figures(model, ds, run_dir, cfg.seed)
-                write_report(run_dir)
-        return RunResult(model, ds, run_dir, summary)
+            rd.write_json(rd.summary, summary)
+            final_figures(model, ds, rd, cfg.seed)
+            write_report(rd)
+        return RunResult(model, ds, rd.root, summary)
 
 
 def evaluate_run(run_dir: str | Path, n: int = 5000, iw_samples: int = 1000,
@@ -279,13 +334,11 @@ def evaluate_run(run_dir: str | Path, n: int = 5000, iw_samples: int = 1000,
     """``ssavae evaluate RUN_DIR``: every metric that applies -> RUN_DIR/eval/metrics.json."""
     from .eval.evaluate import evaluate_model
     from .eval.evaluator import EPOCHS, get_evaluator
-    from .fileio import atomic_path
 
-    run_dir = Path(run_dir)
-    model, cfg = load_model(run_dir, map_location=device or "cpu")
+    rd = RunDir(run_dir)
+    model, cfg = load_model(rd, map_location=device or "cpu")
     ds, _ = prepare_data(cfg)
     evaluator = get_evaluator(ds, epochs=evaluator_epochs or EPOCHS, device=device or "cpu")
     result = evaluate_model(model, ds, evaluator, n=n, iw_samples=iw_samples, seed=cfg.seed)
-    with atomic_path(run_dir / "eval" / "metrics.json") as tmp:
-        tmp.write_text(json.dumps(result, indent=2))
+    rd.write_json(rd.evaluation, result)
     return result

@@ -26,6 +26,7 @@ from .data import to_float
 from .eval.evaluator import get_evaluator
 from .eval.infer import batches
 from .eval.evaluate import evaluate_model, flatten
+from .rundir import RunDir
 from .runs import load_model, prepare_data, train_or_resume
 
 log = logging.getLogger(__name__)
@@ -91,19 +92,18 @@ def run_sweep(raw: dict, out: str | Path, betas: list[float], gammas: list[float
         if (b, g) in failed:
             rows.append({"beta": b, "gamma": g, "failed": failed[(b, g)]})
             continue
-        model, _ = load_model(out / "cells" / cell_name(b, g))
-        scores_path = out / "cells" / cell_name(b, g) / "sweep_scores.json"
-        if scores_path.exists():
-            scores = json.loads(scores_path.read_text())
-        else:
+        rd = RunDir(out / "cells" / cell_name(b, g))
+        model, _ = load_model(rd)
+        scores = rd.read_json(rd.eval_file("sweep"))
+        if scores is None:
             scores = score_cell(model, ds, evaluator)
-            scores_path.write_text(json.dumps(scores))
+            rd.write_json(rd.eval_file("sweep"), scores)
         rows.append({"beta": b, "gamma": g, **scores})
         r = model.reconstruct(shown)
         recon_rows.append(r)
         kept_rows.append(evaluator.predict(r) == torch.from_numpy(ds.y_test[:N_SHOWN]))
     summary = {"dataset": ds.name, "latent_dim": cfg0.model.latent_dim,
-               "vec_test_accuracy": json.loads((vec_dir / "summary.json").read_text()).get("classification.accuracy"),
+               "vec_test_accuracy": RunDir(vec_dir).read_json(RunDir(vec_dir).summary).get("classification.accuracy"),
                "evaluator_test_accuracy": evaluator.test_accuracy, "n_eval": min(N_EVAL, len(ds.y_test)),
                "cells": rows}
     (out / "sweep.json").write_text(json.dumps(summary, indent=2))

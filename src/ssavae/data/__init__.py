@@ -4,5 +4,5 @@ from .loader import InMemoryLoader, LabeledStream, to_float
 from .readers import DataError
 from .split import apply_split, labeled_mask
 
-__all__ = ["DATASETS", "DataInfo", "Dataset", "DataError", "InMemoryLoader", "LabeledStream", "apply_split", "to_float", "warn_unscaled",
-           "cache_dir", "labeled_mask", "list_datasets", "load_dataset"]
+__all__ = ["DATASETS", "DataInfo", "Dataset", "DataError", "InMemoryLoader", "LabeledStream", "apply_split",
+           "to_float", "warn_unscaled", "cache_dir", "labeled_mask", "list_datasets", "load_dataset"]

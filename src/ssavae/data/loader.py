@@ -88,6 +88,13 @@ class InMemoryLoader:
     def __iter__(self):
         return self.iterate(0)
 
+    def first_batches(self, n: int) -> list:
+        """The first ``n`` batches ``(x, y, rows)`` of epoch 0's order, fetched once (``train.overfit_batches``)."""
+        key, self.epoch_key = self.epoch_key, 0
+        batches = [b for _, b in zip(range(n), self.iterate(0, with_index=True))]
+        self.epoch_key = key
+        return batches
+
     def full_pass(self, batch_size: int = 500) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """Every training example once, in order, on every process alike (not sharded)."""
         for i in range(0, len(self.x), batch_size):

@@ -1,22 +1,24 @@
-"""Early stopping on a validation score, as an epoch-end callback of the ``Trainer``.
-
-After each epoch ``score(model)`` is computed (higher is better; a tuple compares element by
-element, e.g. ``(accuracy, -log_loss)``). The weights of the best epoch so far are kept; a phase
-ends after ``patience`` epochs without a better score, and at a phase's end (early or not) the
-model goes back to its best weights. An epoch after which the score is exactly unchanged
-(a phase that trains other networks, such as SSAVAE's decoder step) neither counts nor stops.
-Runs in one process (the callback runs on rank 0 only).
-"""
+"""Early stopping on a validation score, a callback of the ``Trainer`` (the estimator's
+``early_stopping``; any run's through ``runs.train(callbacks=[...])``)."""
 from __future__ import annotations
 
 import copy
 import logging
 from typing import Any, Callable, Optional
 
+from .callbacks import Callback, improves
+
 log = logging.getLogger(__name__)
 
 
-class EarlyStopping:
+class EarlyStopping(Callback):
+    """Early stopping on a validation score. After each epoch ``score(model)`` is computed (higher
+    is better; a tuple compares element by element, e.g. ``(accuracy, -log_loss)``). The weights
+    of the best epoch so far are kept; a phase ends after ``patience`` epochs without a better
+    score, and at a phase's end (early or not) the model goes back to its best weights. An epoch
+    after which the score is exactly unchanged (a phase that trains other networks, such as
+    SSAVAE's decoder step) neither counts nor stops."""
+
     def __init__(self, score: Callable[[Any], Any], patience: int):
         if patience < 1:
             raise ValueError(f"patience must be >= 1, got {patience}")
@@ -27,7 +29,7 @@ class EarlyStopping:
         self._phase: Optional[str] = None
         self._last: Any = None  # the score after the previous epoch, of any phase
 
-    def __call__(self, trainer, phase, epoch: int) -> None:
+    def on_epoch_end(self, trainer, phase, epoch) -> None:
         model = trainer.model
         value = self.score(model)
         self.history.append((phase.name, epoch, value))
@@ -35,7 +37,7 @@ class EarlyStopping:
             self._phase, self._best, self._state, self._bad = phase.name, None, None, 0
         changed, self._last = value != self._last, value
         if changed:
-            if self._best is None or value > self._best:
+            if improves(value, self._best):
                 self._best, self._bad, self.best_epochs[phase.name] = value, 0, epoch
                 self._state = copy.deepcopy(model.state_dict())
             else:

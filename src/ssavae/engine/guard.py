@@ -14,8 +14,9 @@ the run with a message naming the step, the global step and the values (``GuardE
   batch's real images on two probes in a row, the generator has collapsed to (nearly) one image.
 
 Non-finite losses are stopped by the engine itself (``Trainer.update``). While a critic is in a
-winning streak the engine writes no checkpoint, so the last checkpoint on disk is from before
-the trouble began: the run resumes from a sound state once the configuration is fixed.
+winning streak the guard is ``alarmed`` and the ``Checkpointer`` writes no checkpoint, so the
+last checkpoint on disk is from before the trouble began: the run resumes from a sound state
+once the configuration is fixed.
 """
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from typing import Optional
 import torch
 
 from ..errors import TrainingError
+from .callbacks import Callback
 
 PROBE = 64  # samples per collapse probe
 
@@ -32,20 +34,31 @@ class GuardError(TrainingError):
     """Adversarial training went wrong in a way that does not fix itself."""
 
 
-class StabilityGuard:
-    def __init__(self, train_cfg, model, restore_modes):
-        self.cfg, self.model = train_cfg, model
-        self.restore_modes = restore_modes  # the phase's train/eval modes, after a probe
+class StabilityGuard(Callback):
+    """The guard as a callback of the ``Trainer`` (``runs.train`` adds it with ``train.guard``)."""
+
+    def __init__(self, train_cfg):
+        self.cfg = train_cfg
         self.streak: dict[str, int] = {}  # critic step -> batches in a row it won outright
         self.collapsed = 0  # probes in a row below the spread threshold
+
+    def on_fit_start(self, trainer, resumed) -> None:
+        self.model, self.streak, self.collapsed = trainer.model, {}, 0
+
+    def on_batch_end(self, trainer, phase, logs, x) -> None:
+        stop = self.after_batch(logs, x, trainer.progress["phase_step"], lambda: trainer.set_modes(phase))
+        if trainer.agree(stop is not None):
+            raise GuardError(stop or "stopped by the stability guard of process 0")
 
     @property
     def alarmed(self) -> bool:
         """True while something is going wrong (no checkpoint should capture this state)."""
         return any(self.streak.values()) or self.collapsed > 0
 
-    def after_batch(self, step_logs: dict[str, dict], x: torch.Tensor, phase_step: int) -> Optional[str]:
-        """Look at one batch's logs (step name -> logs); a message when the run must stop."""
+    def after_batch(self, step_logs: dict[str, dict], x: torch.Tensor, phase_step: int,
+                    restore_modes) -> Optional[str]:
+        """Look at one batch's logs (step name -> logs); a message when the run must stop.
+        ``restore_modes()`` puts the phase's train/eval modes back after a probe."""
         c = self.cfg
         critic = False
         for name, logs in step_logs.items():
@@ -64,11 +77,11 @@ class StabilityGuard:
                         f"{name}), use spectral normalization (model.disc_spectral_norm true) or "
                         "a smaller adversarial weight; train.guard false turns the guard off")
         if critic and c.guard_every and phase_step % c.guard_every == 0:
-            return self._probe(x, phase_step)
+            return self._probe(x, phase_step, restore_modes)
         return None
 
     @torch.no_grad()
-    def _probe(self, x: torch.Tensor, phase_step: int) -> Optional[str]:
+    def _probe(self, x: torch.Tensor, phase_step: int, restore_modes) -> Optional[str]:
         model = self.model
         model.eval()
         g = torch.Generator(device="cpu").manual_seed(0)
@@ -76,7 +89,7 @@ class StabilityGuard:
         if model.conditional or model.class_sampling:
             y = torch.arange(PROBE, device=model.device) % model.num_classes
         samples = model.sample(PROBE, y=y, generator=g)
-        self.restore_modes()
+        restore_modes()
         spread = float(samples.flatten(1).std(0).mean())
         real = float(x.flatten(1).std(0).mean())
         ratio = spread / max(real, 1e-12)

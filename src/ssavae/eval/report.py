@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import base64
 import html
-import json
 from pathlib import Path
 
 from ..fileio import atomic_path
+from ..rundir import RunDir
 
 _CSS = """body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222}
 table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 10px;text-align:left}
@@ -23,39 +23,37 @@ def _img(path: Path) -> str:
             f"<figcaption>{name}</figcaption></figure>")
 
 
-def write_report(run_dir: str | Path) -> Path:
-    run_dir = Path(run_dir)
+def write_report(run_dir: str | Path | RunDir) -> Path:
+    rd = RunDir(run_dir)
+    run_dir = rd.root
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>ssavae run {html.escape(run_dir.name)}"
              f"</title><style>{_CSS}</style></head><body><h1>ssavae run: {html.escape(run_dir.name)}</h1>"]
-    summary_path = run_dir / "summary.json"
-    if summary_path.exists():
-        summary = json.loads(summary_path.read_text())
+    summary = rd.read_json(rd.summary)
+    if summary is not None:
         parts.append("<h2>Test-set numbers</h2><table id='metrics'><tr><th>metric</th><th>value</th></tr>")
         for k, v in summary.items():
             shown = f"{v:.4f}" if isinstance(v, float) else html.escape(str(v))
             parts.append(f"<tr><td>{html.escape(k)}</td><td class='num'>{shown}</td></tr>")
         parts.append("</table>")
-    metrics_path = run_dir / "eval" / "metrics.json"
-    if metrics_path.exists():
+    evaluation = rd.read_json(rd.evaluation)
+    if evaluation is not None:
         from .evaluate import flatten
 
-        metrics = flatten(json.loads(metrics_path.read_text()))
+        metrics = flatten(evaluation)
         parts.append("<h2>Evaluation (ssavae evaluate)</h2><table id='evaluation'>"
                      "<tr><th>metric</th><th>value</th></tr>")
         for k, v in metrics.items():
             parts.append(f"<tr><td>{html.escape(k.replace('_', ' '))}</td>"
                          f"<td class='num'>{v:.4f}</td></tr>")
         parts.append("</table>")
-    figures = run_dir / "figures"
-    final = sorted(p for p in figures.glob("*.png") if "epoch" not in p.name) if figures.exists() else []
+    final = rd.final_figures()
     if final:
         parts.append("<h2>Figures</h2>" + "".join(_img(p) for p in final))
-    epochs = sorted(figures.glob("*epoch*.png")) if figures.exists() else []
+    epochs = rd.epoch_figures()
     if epochs:
         parts.append("<h2>During training</h2>" + "".join(_img(p) for p in epochs[-4:]))
-    cfg = run_dir / "config.yaml"
-    if cfg.exists():
-        parts.append(f"<h2>Config</h2><pre>{html.escape(cfg.read_text())}</pre>")
+    if rd.is_run():
+        parts.append(f"<h2>Config</h2><pre>{html.escape(rd.config.read_text())}</pre>")
     # Marks, once the page has loaded, how many images decoded: lets a headless browser check
     # the page (tests/test_report_browser.py) without any network or extra tooling.
     parts.append("<script>window.addEventListener('load',function(){var i=document.images,n=0;"
@@ -63,7 +61,7 @@ def write_report(run_dir: str | Path) -> Path:
                  "document.body.setAttribute('data-images-loaded',n);"
                  "document.body.setAttribute('data-images-total',i.length);});</script>")
     parts.append("</body></html>")
-    out = run_dir / "report.html"
+    out = rd.report
     with atomic_path(out) as tmp:
         tmp.write_text("\n".join(parts))
     return out

@@ -8,10 +8,11 @@ import numpy as np
 import torch
 
 from ..data import Dataset, to_float
+from ..rundir import RunDir
 from ..runlog import read_metrics
 from . import figures as fig
 from .evaluate import Context, compute_metrics
-from .infer import Shards, encode_all, labels_for
+from .infer import Shards, encode_all
 
 
 @torch.no_grad()
@@ -88,9 +89,9 @@ def completion_rows(model, ds: Dataset, count: int = 8, draws: int = 6, seed: in
 
 
 @torch.no_grad()
-def final_figures(model, ds: Dataset, run_dir: Path, seed: int = 0) -> list[Path]:
+def final_figures(model, ds: Dataset, rd: RunDir, seed: int = 0) -> list[Path]:
     """Reconstructions, samples, per-class samples, latent map (+ lattice for 2-D), curves."""
-    figures = Path(run_dir) / "figures"
+    figures = rd.figures
     model.eval()
     written = []
     if ds.info.is_image and model.generative:
@@ -119,7 +120,7 @@ def final_figures(model, ds: Dataset, run_dir: Path, seed: int = 0) -> list[Path
         written.append(fig.save_grid(figures / "completions.png", completion_rows(model, ds, seed=seed),
                                      nrow=8))
     written.append(_latent_map(model, ds, figures))
-    curves = fig.curves(figures / "training_curves.png", read_metrics(run_dir), model.name)
+    curves = fig.curves(figures / "training_curves.png", read_metrics(rd.metrics), model.name)
     if curves:
         written.append(curves)
     return written

@@ -257,7 +257,8 @@ class DimRedAAE(SemiAAE):
     def build_decoder(self) -> None:
         self.dec = self.build_part("dec", lambda: Decoder(
             self.info.shape, self.cfg.latent_dim, self.cfg.net_spec()))
-        self.cluster_heads = self.build_part("cluster_heads", lambda: nn.Linear(self.k, self.cfg.latent_dim, bias=False))
+        self.cluster_heads = self.build_part("cluster_heads",
+                                             lambda: nn.Linear(self.k, self.cfg.latent_dim, bias=False))
         with torch.no_grad():  # start the heads on a circle of radius eta: apart from step one
             angle = 2 * torch.pi * torch.arange(self.k) / self.k
             w = torch.zeros(self.cfg.latent_dim, self.k)

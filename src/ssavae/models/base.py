@@ -28,8 +28,7 @@ A model says *what* is optimized; the engine (``engine/``) says *how*:
 """
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Callable, ClassVar, Iterable, Iterator, Literal, Optional
 
 import torch
@@ -41,6 +40,7 @@ from ..data import DataInfo
 from ..data.augment import Augment, augment, mixup
 from ..errors import CapabilityError
 from ..nets import FittedGaussian, NetSpec, Prior, StandardNormal, Upsample
+from .contract import Batch, Phase, Step, StepOutput, check_schedules, schedule_factor  # noqa: F401  (re-exported)
 from .propagation import EMAWeights, GraphLabels, check_graph_fields, features_in_batches
 
 
@@ -52,108 +52,6 @@ def in_chunks(fn: Callable[..., torch.Tensor], size: int, device: torch.device,
     outs = [fn(*(None if t is None else t[i:i + size].to(device) for t in tensors)).to(home)
             for i in range(0, max(n, 1), size)]  # no rows: one empty pass, for the output's shape
     return outs[0] if len(outs) == 1 else torch.cat(outs)
-
-
-@dataclass(frozen=True)
-class Batch:
-    """What a step's loss receives. ``x, y``: the mixed batch (y = -1 where unlabeled);
-    ``x_lab, y_lab``: a batch of the labeled stream (only for steps with ``data="labeled"``);
-    ``index``: the mixed batch's rows in the training set (per-example state such as pseudo-labels);
-    ``step``: the run's global step, ``phase_step``: steps since this phase began (read-only
-    counters for schedules). ``shared``: one dict for all the steps of a phase on this batch, so
-    a later step can reuse what an earlier one computed (detached tensors only, never a graph:
-    each step backpropagates its own loss alone)."""
-
-    x: torch.Tensor
-    y: torch.Tensor
-    x_lab: Optional[torch.Tensor] = None
-    y_lab: Optional[torch.Tensor] = None
-    index: Optional[torch.Tensor] = None  # (B,) rows of the mixed batch in the training set
-    step: int = 0
-    phase_step: int = 0
-    shared: dict = field(default_factory=dict, compare=False, repr=False)
-
-    def labeled(self) -> tuple[torch.Tensor, torch.Tensor]:
-        if self.x_lab is None:
-            raise RuntimeError("this batch has no labeled stream: declare the step with "
-                               "data='labeled'")
-        return self.x_lab, self.y_lab
-
-
-@dataclass
-class StepOutput:
-    loss: torch.Tensor  # scalar, differentiable
-    logs: dict[str, torch.Tensor] = field(default_factory=dict)  # detached scalars
-    skip: bool = False  # no update on this batch (an equilibrium gate); rank 0 decides for all
-
-
-@dataclass(frozen=True)
-class Step:
-    """One optimizer update: its name (logs, optimizer, ``train.step_lr``), the groups it trains,
-    its loss, its data, and the groups its loss differentiates *through* without training them
-    (a generator's loss through the discriminator). No other group may receive its gradient.
-
-    Each step has its own optimizer: with Adam, a weight on a step's whole loss does not change
-    how far the step moves its groups; ``lr_scale`` (times ``train.lr``, unless
-    ``train.step_lr`` names the step) does."""
-
-    name: str
-    groups: tuple[str, ...]
-    loss: Callable[[Batch], StepOutput]
-    data: Literal["mixed", "labeled"] = "mixed"
-    through: tuple[str, ...] = ()
-    lr_scale: float = 1.0
-
-
-@dataclass(frozen=True)
-class Phase:
-    """A stretch of training: per batch, run ``steps`` in order; ``frozen`` groups stay fixed
-    (eval mode, no gradients)."""
-
-    name: str
-    steps: tuple[Step, ...]
-    frozen: tuple[str, ...] = ()
-    epochs: Optional[int] = None  # None: the run's train.epochs
-    figures: bool = True  # sample/reconstruction grids after its epochs (no: nothing decodes yet)
-
-
-# ---------------------------------------------------------------------------- schedules
-
-SCHEDULE_KINDS = ("linear", "cosine")
-
-
-def schedule_factor(spec: dict, batch: Batch) -> float:
-    """Multiplier in [initial, 1] of a scheduled loss weight at this batch.
-
-    ``spec``: ``{kind: linear | cosine, steps: N, start: 0, initial: 0.0, counter: phase_step | step}``;
-    the weight is ``initial`` until ``start``, ramps to 1 over ``steps`` and stays there.
-    """
-    t = batch.phase_step if spec.get("counter", "phase_step") == "phase_step" else batch.step
-    p = min(max((t - spec.get("start", 0)) / spec["steps"], 0.0), 1.0)
-    if spec["kind"] == "cosine":
-        p = 0.5 * (1 - math.cos(math.pi * p))
-    initial = spec.get("initial", 0.0)
-    return initial + (1.0 - initial) * p
-
-
-def check_schedules(cfg) -> None:
-    """Each entry of ``model.schedules`` names a float field and a valid ramp."""
-    floats = {f.name for f in fields(cfg) if f.type in ("float", float)}
-    for name, spec in cfg.schedules.items():
-        where = f"model.schedules.{name}"
-        if name not in floats:
-            raise ValueError(f"{where}: {name!r} is not a loss weight of this family; "
-                             f"scheduled weights: {', '.join(sorted(floats))}")
-        if not isinstance(spec, dict) or spec.get("kind") not in SCHEDULE_KINDS:
-            raise ValueError(f"{where} needs kind: {' or '.join(SCHEDULE_KINDS)} and steps: N")
-        unknown = set(spec) - {"kind", "steps", "start", "initial", "counter"}
-        if unknown:
-            raise ValueError(f"{where}: unknown key(s) {sorted(unknown)}; valid: kind, steps, "
-                             "start, initial, counter")
-        if not isinstance(spec.get("steps"), int) or spec["steps"] < 1:
-            raise ValueError(f"{where}.steps must be an integer >= 1")
-        if spec.get("counter", "phase_step") not in ("phase_step", "step"):
-            raise ValueError(f"{where}.counter must be phase_step or step")
 
 
 # ---------------------------------------------------------------------------- configs

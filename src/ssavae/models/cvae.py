@@ -21,7 +21,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-import torch
 
 from ..nets import Decoder, GaussianEncoder, Upsample
 from ..registry import register

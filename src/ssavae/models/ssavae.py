@@ -237,7 +237,7 @@ class SSAVAE(GenerativeModel):
         x_logits = self.dec(codes)  # (B [+ B], *shape)
         fakes = self.to_data_range(x_logits)
         mu_all, _, feats_all = enc(fakes, return_features=True)
-        x_hat, mu_hat = fakes[:n], mu_all[:n]
+        mu_hat = mu_all[:n]
         rec = losses.feature_distance(feats_x, [feats_all[i][:n] for i in self.feature_layers],
                                       c.feature_weights, c.feature_reduction)  # (B,)
         if c.pixel_weight:
