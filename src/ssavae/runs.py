@@ -17,8 +17,7 @@ from . import config as config_mod
 from .config import RunConfig
 from .data import (DataInfo, Dataset, InMemoryLoader, LabeledStream, apply_split, labeled_mask, load_dataset,
                    warn_unscaled)
-from .engine import (Callback, Checkpointer, MetricsLog, ProgressBar, SignalStop, StabilityGuard, TimeBudget,
-                     Trainer, make_fabric, resolve_precision)
+from .engine import Callback, Checkpointer, MetricsLog, SignalStop, Trainer, make_fabric, resolve_precision
 from .engine.device import PRECISIONS, cpu_has_native_bf16
 from .engine.launch import launched
 from .errors import CheckpointError, ConfigError
@@ -86,10 +85,15 @@ def load_model(run_dir: str | Path, checkpoint: Optional[str] = None,
         raise CheckpointError(f"{rd.checkpoint(checkpoint)} holds a {held} model but the "
                               f"run directory's config.yaml is of {family}: the checkpoint was copied from "
                               "another run; put back the run's own checkpoint")
-    i = ck["data_info"]
-    model = build_model(cfg, DataInfo(tuple(i["shape"]), i["num_classes"], i["unit_range"]), parts)
+    model = build_model(cfg, _info(ck), parts)
     model.load_state_dict(ck["model"])
     return model.to(map_location).eval(), cfg
+
+
+def _info(ck: dict) -> DataInfo:
+    """The data's shape and classes as a checkpoint records them."""
+    i = ck["data_info"]
+    return DataInfo(tuple(i["shape"]), i["num_classes"], i["unit_range"])
 
 
 def train_or_resume(cfg: RunConfig, run_dir: str | Path,
@@ -239,14 +243,6 @@ class EpochFigures(Callback):
             epoch_figures(trainer.model, self.ds, self.rd.figures, f"{phase.name}_epoch{epoch + 1:03d}", self.seed)
 
 
-def setting_callbacks(cfg: RunConfig) -> list[Callback]:
-    """The callbacks ``train.*`` asks for that need no directory: the stability guard, the time
-    budget and the progress bar."""
-    t = cfg.train
-    return ([StabilityGuard(t)] if t.guard else []) + ([TimeBudget(t.max_minutes)] if t.max_minutes else []) + \
-        ([ProgressBar()] if t.progress else [])
-
-
 def _fit(cfg: RunConfig, fabric, dataset: Optional[Dataset], parts: Optional[dict], callbacks, resume_from=None,
          init_from=None, before=None):
     """Data, model and trainer of one run, inside its process group; ``before(ds, y, model)``
@@ -272,13 +268,13 @@ def _fit(cfg: RunConfig, fabric, dataset: Optional[Dataset], parts: Optional[dic
 def fit(cfg: RunConfig, dataset: Optional[Dataset] = None, parts: Optional[dict] = None,
         callbacks: tuple[Callback, ...] = (), fabric=None) -> RunResult:
     """Train ``cfg`` in memory: no directory, no checkpoint, no figures, no summary; the
-    callbacks ``train.*`` asks for (``setting_callbacks``), then ``callbacks``."""
+    callbacks ``train.*`` asks for (``engine.trainer.from_settings``), then ``callbacks``."""
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
     cfg = decide_precision(cfg)
     fabric = fabric if fabric is not None else make_fabric(cfg.train)
     with launched(fabric):
-        model, ds, _ = _fit(cfg, fabric, dataset, parts, setting_callbacks(cfg) + list(callbacks))
+        model, ds, _ = _fit(cfg, fabric, dataset, parts, callbacks)
     return RunResult(model, ds, None, {})
 
 
@@ -308,15 +304,16 @@ def train(cfg: RunConfig, run_dir: str | Path, resume: bool = False,
                  ds.name, len(y_train), int((y_train >= 0).sum()), len(ds.y_test), model.name,
                  sum(p.numel() for p in model.parameters()))
         log.info("precision: %s (%s)", cfg.train.precision, _precision_reason(asked, cfg.train, resume_from))
+        if resume_from and all(p.name in resume_from["progress"]["completed"] or p.epochs == 0 for p in model.phases()):
+            log.warning("%s had already finished every phase: nothing more to train (a finished phase is not "
+                        "extended: its schedule has ended); for more epochs, start a new run with them", rd.root)
         figures.ds = ds
 
     t = cfg.train
     figures = EpochFigures(None, rd, t.sample_every, cfg.seed)
-    own = [SignalStop()] + setting_callbacks(cfg) + [
-        MetricsLog(rd.metrics, rd.tensorboard if t.tensorboard else None),
-        Checkpointer(rd.last, rd.best, cfg.to_dict(), t.checkpoint_every, t.keep_checkpoints, t.best_metric,
-                     t.best_mode),
-        figures]
+    own = [SignalStop(), MetricsLog(rd.metrics, rd.tensorboard if t.tensorboard else None),  # after the trainer's
+           Checkpointer(rd.last, rd.best, cfg.to_dict(), t.checkpoint_every, t.keep_checkpoints,  # own (guard, ...)
+                        t.best_metric, t.best_mode), figures]
     with launched(fabric):  # the process group, from here to the end of the run
         model, ds, trainer = _fit(cfg, fabric, dataset, parts, own + list(callbacks), resume_from, init_from, before)
         summary = summarize(model, ds, trainer.progress, Shards(fabric))  # every rank its block

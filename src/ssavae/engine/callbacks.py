@@ -22,6 +22,7 @@ from .. import checkpoint as ckpt_io
 from ..errors import TrainingError
 from ..fileio import atomic_path
 from ..runlog import MetricsWriter
+from .device import base_lr
 
 log = logging.getLogger(__name__)
 
@@ -172,7 +173,9 @@ class TimeBudget(Callback):
 
     def on_phase_start(self, trainer, phase) -> None:
         left = self.seconds - (time.time() - self._start)
-        self._deadline = time.time() + max(left, 0.0) / max(trainer.phases_left(), 1)
+        todo = sum(1 for p in trainer.model.phases()[trainer.progress["phase"]:]  # this one included
+                   if p.name not in trainer.progress["completed"] and trainer.phase_epochs(p) > 0)
+        self._deadline = time.time() + max(left, 0.0) / max(todo, 1)
         self.on_batch_end(trainer, phase, {}, None)
 
     def on_batch_end(self, trainer, phase, logs, x) -> None:
@@ -180,46 +183,19 @@ class TimeBudget(Callback):
             trainer.end_phase(now=True)
 
 
-class ProgressBar(Callback):
-    """A rich progress bar per epoch with the latest logged losses (process 0 only)."""
-
-    def __init__(self):
-        self._p = self._task = None
-
-    def on_fit_start(self, trainer, resumed) -> None:
-        if not trainer.is_main:
-            return
-        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
-                                   TimeRemainingColumn)
-        from rich.table import Column
-
-        # on a narrow terminal the losses are cut short, never the phase and epoch
-        self._p = Progress(TextColumn("[bold]{task.description}", table_column=Column(no_wrap=True, min_width=16)),
-                           BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
-                           TextColumn("{task.fields[losses]}", table_column=Column(
-                               no_wrap=True, overflow="ellipsis", ratio=1)))
-        self._p.__enter__()
+class CosineLR(Callback):
+    """``train.lr_schedule cosine``: each step's learning rate goes from its base (``base_lr``) to
+    0 over each phase, half a cosine, set before every batch (resumes where it was)."""
 
     def on_epoch_start(self, trainer, phase, epoch) -> None:
-        if self._p is not None:
-            self._task = self._p.add_task(f"{phase.name} {epoch + 1}/{trainer.phase_epochs(phase)}",
-                                          total=trainer.epoch_batches(), completed=trainer.progress["batch"],
-                                          losses="")
+        self.on_batch_end(trainer, phase, {}, None)  # for the epoch's first batch (or the resumed one)
 
-    def on_log(self, trainer, row) -> None:
-        if self._p is not None:
-            shown = [(k.split("/")[-1], v) for k, v in row.items()
-                     if "/" in k and isinstance(v, float) and math.isfinite(v)]
-            self._p.update(self._task, losses="  ".join(f"{k} {v:.4g}" for k, v in shown[:6]))
-
-    def on_batch_end(self, trainer, phase, logs, x) -> None:
-        if self._p is not None:
-            self._p.update(self._task, completed=trainer.progress["batch"])
-
-    def on_fit_end(self, trainer) -> None:
-        if self._p is not None:
-            self._p.__exit__(None, None, None)
-            self._p = None
+    def on_batch_end(self, trainer, phase, logs, x) -> None:  # for the next batch
+        n, epochs = trainer.epoch_batches(), trainer.phase_epochs(phase)
+        t = (trainer.progress["epoch"] * n + trainer.progress["batch"]) / max(1, epochs * n)
+        for step in phase.steps:
+            for group in trainer.optimizers[step.name].param_groups:
+                group["lr"] = base_lr(trainer.train_cfg, step) * 0.5 * (1 + math.cos(math.pi * t))
 
 
 class SignalStop(Callback):
@@ -244,3 +220,21 @@ class SignalStop(Callback):
     def on_fit_end(self, trainer) -> None:
         for sig, h in self._previous.items():
             signal.signal(sig, h)
+
+
+def from_settings(train) -> list[Callback]:
+    """The callbacks ``train.*`` asks for that need no directory (the ``Trainer`` adds them): the
+    stability guard, the time budget, the cosine schedule and the progress bar."""
+    from .guard import StabilityGuard
+    from .progress import ProgressBar
+
+    out: list[Callback] = []
+    if train.guard:
+        out.append(StabilityGuard(train))
+    if train.max_minutes:
+        out.append(TimeBudget(train.max_minutes))
+    if train.lr_schedule == "cosine":
+        out.append(CosineLR())
+    if train.progress:
+        out.append(ProgressBar())
+    return out

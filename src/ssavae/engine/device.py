@@ -73,14 +73,30 @@ def make_optimizer(params: list[torch.nn.Parameter], train: TrainConfig, lr: flo
     return torch.optim.SGD(params, lr=lr, momentum=train.betas[0], weight_decay=train.weight_decay)
 
 
-def make_optimizers(model, groups: dict, train: TrainConfig, base_lr) -> dict[str, torch.optim.Optimizer]:
+def place(model, fabric, train: TrainConfig):
+    """The model on the fabric's device; conv weights channels-last where ``train.channels_last``
+    says (None: on a CPU). Same values either way."""
+    model = model.to(fabric.device)
+    if train.channels_last or (train.channels_last is None and fabric.device.type == "cpu"):
+        model.to(memory_format=torch.channels_last)
+    return model
+
+
+def base_lr(train: TrainConfig, step) -> float:
+    """``train.step_lr[step]`` if set, else ``train.lr`` times the step's own ``lr_scale``."""
+    if step.name in train.step_lr:
+        return float(train.step_lr[step.name])
+    return train.lr * step.lr_scale
+
+
+def make_optimizers(model, groups: dict, train: TrainConfig) -> dict[str, torch.optim.Optimizer]:
     """One optimizer per update step of ``model`` over its groups' trainable parameters, at
-    ``base_lr(step)``; ``train.step_lr`` may name only steps the model has."""
+    ``base_lr``; ``train.step_lr`` may name only steps the model has."""
     opts = {}
     for step in (s for phase in model.phases() for s in phase.steps):
         if step.name not in opts:
             params = [p for g in step.groups for p in groups[g] if p.requires_grad]
-            opts[step.name] = make_optimizer(params, train, base_lr(step))
+            opts[step.name] = make_optimizer(params, train, base_lr(train, step))
     unknown = set(train.step_lr) - set(opts)
     if unknown:
         raise ValueError(f"train.step_lr names unknown step(s) {sorted(unknown)}; "

@@ -1,24 +1,17 @@
-"""The training loop: one for every family.
+"""The training loop, one for every family: it asks the model for its phases, update steps and
+losses, and owns the optimizers, gradient averaging across processes, clipping and the progress
+counters. All else (checkpoints, logs, the bar, the time budget, the guard, figures, early
+stopping) is a callback (``callbacks.py``); devices and precision are ``device.py``.
 
-It knows nothing about any model: it asks the model for its phases, update steps and losses, and
-owns the optimizers, gradient averaging across processes, gradient clipping, the learning-rate
-schedule and the progress counters. Everything else a run does while training (checkpoints, the
-metrics log, the progress bar, the time budget, the stability guard, figures, early stopping) is
-a callback (``callbacks.py``); devices and precision are ``device.py``.
-
-Per batch, for each step of the current phase (docs/design.md, "The engine")::
-
-    only the step's groups require grad -> zero grad -> loss(Batch) -> backward (across
-    processes: DDP's bucketed all-reduce, overlapped with it) -> clip -> optimizer step
-
-A step with ``data="labeled"`` also receives batch ``global_step`` of the labeled stream.
-No ``retain_graph``, no "all backwards then all steps": each step sees the weights the previous
-step of the same batch left.
+Per batch, for each step of the current phase (docs/design.md, "The engine"): only the step's
+groups require grad -> zero grad -> loss(Batch) -> backward (across processes: DDP's bucketed
+all-reduce, overlapped with it) -> clip -> optimizer step. A step with ``data="labeled"`` also
+receives batch ``global_step`` of the labeled stream. No ``retain_graph``: each step sees the
+weights the previous step of the same batch left.
 """
 from __future__ import annotations
 
 import logging
-import math
 import time
 from contextlib import nullcontext
 from typing import Optional, Sequence
@@ -29,16 +22,17 @@ from .. import checkpoint as ckpt_io
 from ..config import TrainConfig
 from ..errors import TrainingError
 from ..models.contract import Batch, Phase, Step, check_contract, check_data
-from .callbacks import Callback
-from .device import StepForward, make_fabric, make_optimizers, resolve_precision
+from .callbacks import Callback, from_settings
+from .device import StepForward, make_fabric, make_optimizers, place, resolve_precision
 
 log = logging.getLogger(__name__)
 
 
 class Trainer:
     """Trains a model following ``model.phases()`` with the settings ``train`` (a ``TrainConfig``),
-    on ``fabric`` (default: ``make_fabric(train)``), calling ``callbacks`` (``callbacks.Callback``)
-    along the way. Without callbacks it trains in memory and writes nothing.
+    on ``fabric`` (default: ``make_fabric(train)``), calling the callbacks the settings ask for
+    (``from_settings``) and then ``callbacks`` along the way. It knows no directory and writes
+    nothing: checkpoints and logs are callbacks a caller adds (``runs.train`` does).
 
     ``progress`` counts phase, epoch, batch, global_step and phase_step, and lists the completed
     phases; with ``optimizers`` and the model it is the whole state a checkpoint holds."""
@@ -47,7 +41,7 @@ class Trainer:
         self.train_cfg = train
         self.fabric = fabric if fabric is not None else make_fabric(train)
         self.precision = resolve_precision(train)
-        self.callbacks = list(callbacks)
+        self.callbacks = from_settings(train) + list(callbacks)
         self.progress = {"phase": 0, "epoch": 0, "batch": 0, "global_step": 0, "phase_step": 0, "completed": []}
         self._stop_requested = False
         self._end_phase = self._end_now = False  # end_phase(): after this epoch / before the next batch
@@ -64,15 +58,12 @@ class Trainer:
     def setup(self, model, resume_from: Optional[dict] = None) -> None:
         """Check the model's contract, move it to the device, build one optimizer per step
         and, with ``resume_from`` (a checkpoint dict), restore everything exactly."""
-        self.model = model.to(self.fabric.device)
-        cl = self.train_cfg.channels_last
-        if cl or (cl is None and self.fabric.device.type == "cpu"):
-            model.to(memory_format=torch.channels_last)  # conv weights only; same values
+        self.model = place(model, self.fabric, self.train_cfg)
         # parameters the user froze stay frozen; the others are restored after fit
         self._trainable = {id(p) for p in model.parameters() if p.requires_grad}
         groups = model.param_groups()
         check_contract(model, groups)
-        self.optimizers = make_optimizers(model, groups, self.train_cfg, self.base_lr)
+        self.optimizers = make_optimizers(model, groups, self.train_cfg)
         if resume_from is not None:
             self.progress = ckpt_io.restore(resume_from, model, self.optimizers, self.progress)
         self._fab_opts = {k: self.fabric.setup_optimizers(o) for k, o in self.optimizers.items()}
@@ -104,9 +95,6 @@ class Trainer:
         self._fixed = loader.first_batches(n) if n else None
         self._start = time.time()
         phases = model.phases()
-        if resume_from and all(p.name in self.progress["completed"] or self.phase_epochs(p) == 0 for p in phases):
-            log.warning("the run had already finished every phase: nothing more to train (a finished phase "
-                        "is not extended: its schedule has ended); for more epochs, start a new run with them")
         try:
             self._emit("on_fit_start", resume_from is not None)
             for pi, phase in enumerate(phases):
@@ -172,9 +160,6 @@ class Trainer:
         for bi, (x, y, rows) in enumerate(source, start=first):
             if bi >= n_batches or self._out_of_steps() or self.agree(self._end_now):
                 break
-            if self.train_cfg.lr_schedule == "cosine":
-                t = (epoch * n_batches + bi) / max(1, epochs * n_batches)
-                self._scale_lr(phase, 0.5 * (1 + math.cos(math.pi * t)))
             logs = self._run_batch(phase, x, y, running, rows)
             self.progress["batch"] = bi + 1
             self._after_batch(phase, epoch, bi + 1 == n_batches, running, logs, x)
@@ -255,28 +240,11 @@ class Trainer:
             return 1
         return phase.epochs if phase.epochs is not None else self.train_cfg.epochs
 
-    def phases_left(self) -> int:
-        """Phases not yet completed that train, the current one included."""
-        return sum(1 for p in self.model.phases()[self.progress["phase"]:]
-                   if p.name not in self.progress["completed"] and self.phase_epochs(p) > 0)
-
     def epoch_batches(self) -> int:
         if self._fixed is not None:
             return len(self._fixed)
         n = len(self.loader)
         return min(n, 2) if self.train_cfg.fast_dev_run else n
-
-    def base_lr(self, step) -> float:
-        """``train.step_lr[step]`` if set, else ``train.lr`` times the step's own ``lr_scale``."""
-        if step.name in self.train_cfg.step_lr:
-            return float(self.train_cfg.step_lr[step.name])
-        return self.train_cfg.lr * step.lr_scale
-
-    def _scale_lr(self, phase: Phase, factor: float) -> None:
-        """Set each of the phase's optimizers to its base learning rate times ``factor``."""
-        for step in phase.steps:
-            for group in self._fab_opts[step.name].param_groups:
-                group["lr"] = self.base_lr(step) * factor
 
     def _out_of_steps(self) -> bool:
         """train.max_steps reached: the run stops (resumable with a larger max_steps)."""
