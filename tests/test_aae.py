@@ -1,4 +1,4 @@
-"""The adversarial autoencoders (METHODS.md section 6): label regularization and the supervised
+"""The adversarial autoencoders: label regularization and the supervised
 variant (the contract tests of test_models.py cover their gradient ownership)."""
 import pytest
 import torch

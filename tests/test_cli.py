@@ -32,6 +32,10 @@ def test_train_then_sample_and_report(tmp_path, family, capsys):
 
 @pytest.mark.parametrize("argv,needle", [
     (["train", "--model", "vae", "--data", "synthetic", "--train.epoch", "1"], "valid keys"),
+    (["train", "--model", "ssavae", "--data", "synthetic", "--model.betta", "1"], "did you mean model.beta?"),
+    (["train", "--model", "ssavae", "--data", "synthetic", "--model.gamma", "-1"], "model.gamma must be >= 0, got -1"),
+    (["train", "--model", "ssavae", "--data", "synthetic", "--model.graph_alpha", "1"],
+     "model.graph_alpha must be > 0 and < 1, got 1"),
     (["train", "--model", "nope", "--data", "synthetic"], "unknown model"),
     (["train", "--model", "vae", "--data", "mnist", "--data-dir", "/nonexistent"], "ssavae download mnist"),
     (["train", "--model", "vae", "--data", "synthetic", "--train.epochs", "x"], "expected an integer"),
@@ -57,6 +61,43 @@ def test_help_has_examples(capsys):
     with pytest.raises(SystemExit):
         cli.main(["train", "--help"])
     assert "example:" in capsys.readouterr().out
+
+
+def test_train_help_lists_every_field_with_its_type_default_and_help(capsys):
+    """`ssavae train --model ssavae --help`: the family's model fields, then data and train, each
+    with its type, its default and its help; without --model the data and train fields."""
+    import dataclasses
+
+    from ssavae.config import TrainConfig
+    from ssavae.models import get_model_class
+
+    with pytest.raises(SystemExit):
+        cli.main(["train", "--model", "ssavae", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "--model.beta FLOAT weight of the adversarial loss" in out and "(default: 0.005; >= 0)" in out
+    assert "--model.gamma FLOAT weight of the latent loss" in out and "(default: 0.1; >= 0)" in out
+    assert "--model.latent_dim INT the paper's K_z" in out and "(default: 100; >= 1)" in out  # limit inherited
+    for f in dataclasses.fields(get_model_class("ssavae").Config):
+        assert f"--model.{f.name} " in out
+    for f in dataclasses.fields(TrainConfig):
+        assert f"--train.{f.name} " in out
+    assert "--data.labels_per_class INT|null" in out and "--train.precision {auto,32-true,bf16-mixed,16-mixed}" in out
+    with pytest.raises(SystemExit):
+        cli.main(["compare", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "--train.epochs INT" in out and "--model.beta" not in out and "pass --model NAME" in out
+
+
+def test_print_config_prints_yaml_that_config_takes_back_unchanged(tmp_path, capsys):
+    assert cli.main(["train", "--model", "vae", "--print-config"]) == 0
+    first = capsys.readouterr().out
+    assert first.startswith("model:\n  name: vae\n") and "train:" in first
+    (tmp_path / "c.yaml").write_text(first)
+    assert cli.main(["train", "--config", str(tmp_path / "c.yaml"), "--print-config"]) == 0
+    assert capsys.readouterr().out == first
+    assert cli.main(["train", "--config", str(tmp_path / "c.yaml"), "--model.latent_dim", "3", "--print-config"]) == 0
+    assert "latent_dim: 3" in capsys.readouterr().out
+    assert not list(tmp_path.glob("runs*")) and not (tmp_path / "runs").exists()
 
 
 def test_list_commands(capsys):

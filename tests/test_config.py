@@ -48,3 +48,32 @@ def test_bad_config_file_is_a_clear_error(tmp_path):
         config.load_file(tmp_path / "bad.yaml")
     with pytest.raises(ConfigError, match="does not exist"):
         config.load_file(tmp_path / "none.yaml")
+
+
+def test_every_field_of_every_family_documents_itself_and_its_limits_are_enforced():
+    """Each config field (model fields of every registered family, data, train) has a help text
+    where it is declared (or inherits its base's); a declared limit is checked on every config
+    built (a hand-written validate() is needed only for rules between fields)."""
+    import dataclasses
+
+    from ssavae.config import DataConfig, TrainConfig, build_run_config
+    from ssavae.errors import ConfigError
+    from ssavae.fields import help_of, meta_of
+    from ssavae.models import get_model_class, list_models
+
+    for cls in [DataConfig, TrainConfig] + [get_model_class(n).Config for n in list_models()]:
+        for f in dataclasses.fields(cls):
+            assert help_of(cls, f.name), f"{cls.__name__}.{f.name} has no help"
+    outside = {"ge": lambda b: b - 1, "gt": lambda b: b, "lt": lambda b: b, "le": lambda b: b + 1}
+    checked = 0
+    for name in list_models():
+        for f in dataclasses.fields(get_model_class(name).Config):
+            meta = meta_of(get_model_class(name).Config, f.name)
+            for key, bad in outside.items():
+                if key in meta:
+                    value = bad(meta[key])
+                    value = int(value) if "int" in str(f.type) else float(value)
+                    with pytest.raises(ConfigError, match=f"model.{f.name} must be .*got {value}"):
+                        build_run_config({"model": {"name": name, f.name: value}})
+                    checked += 1
+    assert checked > 20

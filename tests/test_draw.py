@@ -1,4 +1,4 @@
-"""DRAW (METHODS.md section 8): the attention filterbanks against the paper's formulas computed
+"""DRAW: the attention filterbanks against the paper's formulas computed
 one filter at a time, the KL summed over steps, the likelihood, the canvas figure and the
 split of draw_gan's updates (test_models.py covers gradient ownership through the engine)."""
 import math

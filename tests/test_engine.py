@@ -22,7 +22,6 @@ from ssavae.engine import resolve_precision
 from ssavae.runs import load_model, train
 
 from conftest import family_raw, free_port, tiny_raw
-from ssavae.models import list_models
 
 pytestmark = pytest.mark.precision
 

@@ -1,4 +1,4 @@
-"""The conditional and adversarial hybrids (METHODS.md sections 3-5): CVAE, VAE-GAN, CVAE+CGAN."""
+"""The conditional and adversarial hybrids: CVAE, VAE-GAN, CVAE+CGAN."""
 import json
 import math
 

@@ -68,7 +68,7 @@ def test_no_import_cycle_between_parts():
     for node in sorted(graph):
         if node not in state:
             visit(node, [node])
-    # the floors DESIGN.md names
+    # the floors docs/design.md names
     assert "engine" not in graph["eval"] and "eval" not in graph["engine"]
     assert graph["errors"] == set() and graph["registry"] == set()
     assert not graph["models"] & {"engine", "eval", "runs", "config"}
@@ -128,3 +128,23 @@ def test_readme_python_examples_run(tmp_path, monkeypatch):
         code = code.replace('"latent_dim": 2}', '"latent_dim": 2, "arch": "mlp", "hidden": 16, '
                                                 '"mlp_hidden": [32], "vec_epochs": 1, "decoder_epochs": 1}')
         exec(compile(code, "README.md", "exec"), {"__name__": "readme"})
+
+
+def test_docs_methods_page_says_what_each_family_module_says():
+    """docs/methods.md holds every family module's docstring (the equations), word for word:
+    a changed equation in a module and not in the page (or the reverse) fails here."""
+    import importlib
+
+    page = (ROOT / "docs" / "methods.md").read_text()
+    for name in ("ssavae", "classifier", "vae", "cvae", "completion", "vaegan", "cvae_cgan", "aae", "aae_semi", "m2",
+                 "draw"):
+        doc = importlib.import_module(f"ssavae.models.{name}").__doc__.strip()
+        assert doc in page, f"docs/methods.md does not say what models/{name}.py says"
+
+
+def test_code_and_docs_cite_only_files_in_the_repository():
+    cited = re.compile(r"\b(METHODS|DESIGN|STYLE)\.md|\.\./shared|seeds 00\d")
+    texts = [*PKG.rglob("*.py"), *(ROOT / "docs").glob("*.md"), ROOT / "README.md", *(ROOT / "tests").glob("*.py")]
+    found = [f"{p.relative_to(ROOT)}: {m.group(0)}" for p in texts if p.name != "test_layout.py"
+             for m in cited.finditer(p.read_text())]
+    assert not found

@@ -1,4 +1,4 @@
-"""M2 and M2+GAN (METHODS.md section 7): the enumerated unlabeled bound against an explicit loop
+"""M2 and M2+GAN: the enumerated unlabeled bound against an explicit loop
 over classes, its gradient in float64, the likelihood summed over classes, the split of M2+GAN's
 updates (the contract tests of test_models.py cover gradient ownership through the engine)."""
 import math

@@ -11,6 +11,8 @@ import logging
 import sys
 import time
 import traceback
+import types
+import typing
 from pathlib import Path
 from typing import Optional
 
@@ -88,6 +90,72 @@ def _add_run_args(p: argparse.ArgumentParser, model_default: Optional[str] = Non
     p.add_argument("--out", default=None, help="run directory (default: runs/MODEL-DATA-TIME)")
 
 
+def _type_name(tp) -> str:
+    """A field's type as --help shows it: INT, FLOAT, {a,b}, [INT,...], INT|null."""
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin is typing.Literal:
+        return "{" + ",".join(str(a) for a in args) + "}"
+    if origin in (typing.Union, types.UnionType):
+        return "|".join(_type_name(a) for a in args if a is not type(None)) + ("|null" if type(None) in args else "")
+    if origin in (tuple, list):
+        more = ",..." if Ellipsis in args or origin is list else ""
+        return "[" + (",".join(_type_name(a) for a in args if a is not Ellipsis) or "ANY") + more + "]"
+    if origin is dict or tp is dict:
+        return "{KEY: VALUE}"
+    return getattr(tp, "__name__", str(tp)).upper()
+
+
+def add_field_help(sp: argparse.ArgumentParser, family: Optional[str]) -> None:
+    """Every config field a command takes, in its --help: the model fields of ``family`` (if
+    known), then the data and train fields, each with its type, default, limits and help."""
+    import dataclasses
+
+    import yaml
+
+    from .config import DataConfig, TrainConfig
+    from .fields import meta_of, limits_text
+    from .models import get_model_class
+
+    sp.usage = "%(prog)s [options] [--model.FIELD VALUE ...] [--data.FIELD VALUE ...] [--train.FIELD VALUE ...]"
+    sections = [("data", DataConfig), ("train", TrainConfig)]
+    if family:
+        sections.insert(0, ("model", get_model_class(family).Config))
+    else:
+        sp.add_argument_group("model fields", "pass --model NAME with --help to list that family's fields")
+    for section, cls in sections:
+        title = f"{section} fields" + (f" ({family})" if section == "model" else "")
+        group = sp.add_argument_group(title, f"set with --{section}.FIELD VALUE (YAML: 2, 0.1, true, null, [1,2])")
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            default = f.default_factory() if f.default is dataclasses.MISSING else f.default
+            shown = yaml.safe_dump(list(default) if isinstance(default, tuple) else default,
+                                   default_flow_style=True).strip().removesuffix("...").strip()
+            meta = meta_of(cls, f.name)
+            limits = limits_text(meta)
+            text = f"{meta.get('help', '')} (default: {shown}" + (f"; {limits}" if limits else "") + ")"
+            group.add_argument(f"--{section}.{f.name}", metavar=_type_name(hints[f.name]), default=argparse.SUPPRESS,
+                               help=text.replace("%", "%%"))
+
+
+def _field_help_wanted(parser: argparse.ArgumentParser, argv: list[str]) -> None:
+    """``COMMAND --help`` of a command that takes config fields: add them to its help first."""
+    if not ({"-h", "--help"} & set(argv)):
+        return
+    command = next((a for a in argv if not a.startswith("-")), None)
+    sp = parser.commands.get(command)
+    if sp is None or not sp.get_default("takes_overrides"):
+        return
+    family = sp.get_default("model")
+    for i, a in enumerate(argv):
+        if a == "--model" and i + 1 < len(argv):
+            family = argv[i + 1]
+        elif a.startswith("--model="):
+            family = a.partition("=")[2]
+    from .models import list_models
+
+    add_field_help(sp, family if family in list_models() else None)
+
+
 def _raw_config(args, overrides, base: Optional[dict] = None) -> dict:
     raw = dict(base or {})
     if args.config:
@@ -112,10 +180,8 @@ def _raw_config(args, overrides, base: Optional[dict] = None) -> dict:
 
 
 def _default_out(cfg) -> Path:
-    from .models import model_name_of_config
-
     name = cfg.data.name.replace(":", "_").replace("/", "_")
-    return Path("runs") / f"{model_name_of_config(cfg.model)}-{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    return Path("runs") / f"{cfg.family}-{name}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
 # ---------------------------------------------------------------------------- commands
@@ -133,6 +199,11 @@ def cmd_train(args, overrides) -> int:
             raise UserError(f"--resume: {rd.config} does not exist; is {args.out} a run directory?")
         base = upgrade(load_file(rd.config))
     cfg = build_run_config(_raw_config(args, overrides, base))
+    if args.print_config:  # YAML that --config takes back unchanged
+        import yaml
+
+        print(yaml.safe_dump(cfg.to_dict(), sort_keys=False), end="")
+        return 0
     out = Path(args.out) if args.out else _default_out(cfg)
     result = train(cfg, out, resume=args.resume, init_from=args.init_from)
     _print_result(result)
@@ -344,6 +415,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="store_true")
     p.add_argument("--debug", action="store_true", help="show the traceback of an error")
     sub = p.add_subparsers(dest="command", required=True)
+    p.commands = {}  # name -> its parser (for the config fields in --help)
 
     def add(name, help_):
         sp = sub.add_parser(name, help=help_, allow_abbrev=False, epilog=f"example:\n  {EXAMPLES[name]}",
@@ -352,6 +424,7 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                         help="show the traceback of an error")
         sp.set_defaults(takes_overrides=name in ("train", "compare", "sweep", "demo"))
+        p.commands[name] = sp
         return sp
 
     t = add("train", "train a model; writes a run directory")
@@ -359,6 +432,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", action="store_true", help="continue the run in --out exactly")
     t.add_argument("--init-from", default=None,
                    help="start from another run's weights, skipping the phases it completed")
+    t.add_argument("--print-config", action="store_true",
+                   help="print the resolved config (file, flags and defaults) as YAML that --config takes, and exit")
     t.set_defaults(func=cmd_train)
 
     s = add("sample", "draw samples from a trained run")
@@ -427,6 +502,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[list[str]] = None) -> int:
     parser = build_parser()
+    _field_help_wanted(parser, sys.argv[1:] if argv is None else argv)
     args, extra = parser.parse_known_args(argv)
     _setup_logging(args.verbose)
     try:

@@ -13,6 +13,7 @@ so ``--train.epochs ten`` fails at once instead of deep inside the training loop
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import json
 import types
 import typing
@@ -23,115 +24,99 @@ from typing import Any, Literal, Optional, Union
 import yaml
 
 from .errors import ConfigError
-from .models import get_model_class, model_name_of_config
+from .fields import check_limits, opt
+from .models import get_model_class
 
 
 @dataclass
 class DataConfig:
     """Which data, and which of its labels the models may see."""
 
-    name: str = "fashion-mnist"  # a registered dataset, or npz:PATH, csv:PATH, folder:PATH
-    label_column: str = "label"  # csv: the column of labels (numbers or names); absent: no labels
-    unlabeled_marker: str = ""  # csv: a label cell meaning "unlabeled" (besides an empty cell and -1)
-    image_size: Optional[int] = None  # folder: resize every image to N x N (else all must match)
-    data_dir: Optional[str] = None  # searched first; then ~/.cache/ssavae, then system paths
-    labels_per_class: Optional[int] = None  # keep this many labels per class, the rest get y = -1
-    label_fraction: Optional[float] = None  # or keep this fraction of the labels (stratified)
-    split_seed: int = 0  # seed of the labeled subset only: every family sees the same labels
-    limit_train: Optional[int] = None  # use only the first N training examples (quick runs)
-    limit_test: Optional[int] = None  # use only the first N test examples
-    validation_size: int = 0  # hold this many training examples out (seeded by split_seed)
-    evaluate_on: Literal["test", "validation"] = "test"  # validation: they replace the test set
-    # tables: each column -> (x - mean) / std of the training rows (RUN_DIR/standardization.json);
-    # null: for csv:/npz: tables not already within [0, 1]
-    standardize: Optional[bool] = None
+    name: str = opt("fashion-mnist", "a registered dataset, or npz:PATH, csv:PATH, folder:PATH")
+    label_column: str = opt("label", "csv: the column of labels (numbers or names); absent: no labels")
+    unlabeled_marker: str = opt("", "csv: a label cell meaning \"unlabeled\" (besides an empty cell and -1)")
+    image_size: Optional[int] = opt(None, "folder: resize every image to N x N (else all must match)", ge=1)
+    data_dir: Optional[str] = opt(None, "searched first; then ~/.cache/ssavae, then system paths")
+    labels_per_class: Optional[int] = opt(None, "keep this many labels per class, the rest get y = -1", ge=1)
+    label_fraction: Optional[float] = opt(None, "or keep this fraction of the labels (stratified)", gt=0, le=1)
+    split_seed: int = opt(0, "seed of the labeled subset only: every family sees the same labels")
+    limit_train: Optional[int] = opt(None, "use only the first N training examples (quick runs)", ge=1)
+    limit_test: Optional[int] = opt(None, "use only the first N test examples", ge=1)
+    validation_size: int = opt(0, "hold this many training examples out (seeded by split_seed)", ge=0)
+    evaluate_on: Literal["test", "validation"] = opt("test", "validation: they replace the test set")
+    standardize: Optional[bool] = opt(None, "tables: each column -> (x - mean) / std of the training rows "
+                                            "(RUN_DIR/standardization.json); null: for csv:/npz: tables not already "
+                                            "within [0, 1]")
 
 
 @dataclass
 class TrainConfig:
     """How the engine trains any family (devices, optimizers, schedule, logging)."""
 
-    epochs: int = 10  # epochs of each phase that does not set its own (see the family's config)
-    batch_size: int = 128  # per process
-    max_steps: Optional[int] = None  # stop after this many batches in total (all phases)
-    max_minutes: Optional[float] = None  # wall-clock budget of this process, split equally by phases
-    labeled_batch_size: int = 64  # batch of the labeled stream, for steps with data="labeled"
-    limit_batches: Optional[int] = None  # batches per epoch (debugging)
-    overfit_batches: int = 0  # >0: train on these first N batches only, unshuffled
-    fast_dev_run: bool = False  # one epoch of 2 batches per phase, then stop
-    optimizer: Literal["adam", "adamw", "sgd"] = "adam"
-    lr: float = 1e-3
-    betas: tuple[float, float] = (0.9, 0.999)
-    weight_decay: float = 0.0
-    # per update step learning rate, e.g. {disc: 2e-4}; else lr x the step's lr_scale
-    step_lr: dict = field(default_factory=dict)
-    lr_schedule: Literal["constant", "cosine"] = "constant"  # cosine: decay to 0 over each phase
-    grad_clip: Optional[float] = 10.0  # max global grad norm per step; null disables
-    accelerator: str = "auto"  # cpu, cuda, mps, auto
-    devices: Union[int, str] = 1  # processes per node ("auto" = all GPUs)
-    num_nodes: int = 1
-    strategy: str = "auto"  # auto, ddp (gradients averaged across processes)
-    # networks' 4-D weights in channels-last memory; null: on a CPU (a conv batch 0.71-0.89x the
-    # time, docs/performance.md), off elsewhere (not measured)
-    channels_last: Optional[bool] = None
-    # auto: bf16-mixed on a CPU with native bf16 arithmetic (AVX512-BF16 or AMX), else 32-true
-    precision: Literal["auto", "32-true", "bf16-mixed", "16-mixed"] = "auto"
-    threads: Optional[int] = None  # torch CPU threads; null = torch default
-    log_every: int = 50  # steps between metric rows
-    checkpoint_every: int = 500  # steps between periodic checkpoints (plus one per epoch)
-    keep_checkpoints: int = 0  # also keep the last N epoch-end checkpoints (epoch-STEP-PHASE-EPOCH.pt)
-    best_metric: Optional[str] = None  # e.g. "vae/loss": best.pt = the epoch with the best mean of it
-    best_mode: Literal["min", "max"] = "min"
-    sample_every: int = 1  # epochs between sample/reconstruction grids; 0 disables
-    progress: bool = True  # rich progress bar with the live losses
-    tensorboard: bool = False  # also log to TensorBoard (needs the [tensorboard] extra)
-    # the stability guard of adversarial training (engine/guard.py)
-    guard: bool = True
-    guard_patience: int = 200  # batches in a row a critic may win outright before the run stops
-    guard_margin: float = 0.05  # "outright": d_real - d_fake >= 1 - 2 * margin
-    guard_every: int = 500  # phase steps between sample-collapse probes; 0: no probes
-    guard_collapse: float = 0.05  # sample spread / real spread below this (twice) is a collapse
+    epochs: int = opt(10, "epochs of each phase that does not set its own (see the family's config)", ge=0)
+    batch_size: int = opt(128, "per process", ge=1)
+    max_steps: Optional[int] = opt(None, "stop after this many batches in total (all phases)", ge=1)
+    max_minutes: Optional[float] = opt(None, "wall-clock budget of this process, split equally by phases", gt=0)
+    labeled_batch_size: int = opt(64, "batch of the labeled stream, for steps with data=\"labeled\"", ge=1)
+    limit_batches: Optional[int] = opt(None, "batches per epoch (debugging)", ge=1)
+    overfit_batches: int = opt(0, ">0: train on these first N batches only, unshuffled", ge=0)
+    fast_dev_run: bool = opt(False, "one epoch of 2 batches per phase, then stop")
+    optimizer: Literal["adam", "adamw", "sgd"] = opt("adam", "the optimizer of every update step")
+    lr: float = opt(1e-3, "learning rate of every update step (times the step's lr_scale; train.step_lr sets one "
+                          "step's)", gt=0)
+    betas: tuple[float, float] = opt((0.9, 0.999), "Adam's (beta1, beta2); sgd takes beta1 as its momentum")
+    weight_decay: float = opt(0.0, "weight decay (decoupled with adamw)", ge=0)
+    step_lr: dict = opt(factory=dict, help="per update step learning rate, e.g. {disc: 2e-4}; else lr x the step's "
+                                           "lr_scale")
+    lr_schedule: Literal["constant", "cosine"] = opt("constant", "cosine: decay to 0 over each phase")
+    grad_clip: Optional[float] = opt(10.0, "max global grad norm per step; null disables", gt=0)
+    accelerator: str = opt("auto", "cpu, cuda, mps, auto")
+    devices: Union[int, str] = opt(1, "processes per node (\"auto\" = all GPUs)")
+    num_nodes: int = opt(1, "machines of a distributed run", ge=1)
+    strategy: str = opt("auto", "auto, ddp (gradients averaged across processes)")
+    channels_last: Optional[bool] = opt(None, "networks' 4-D weights in channels-last memory; null: on a CPU (a conv "
+                                              "batch 0.71-0.89x the time, docs/performance.md), off elsewhere (not "
+                                              "measured)")
+    precision: Literal["auto", "32-true", "bf16-mixed", "16-mixed"] = opt("auto", "auto: bf16-mixed on a CPU with "
+                                                                                  "native bf16 arithmetic (AVX512-BF16 "
+                                                                                  "or AMX), else 32-true")
+    threads: Optional[int] = opt(None, "torch CPU threads; null = torch default", ge=0)
+    log_every: int = opt(50, "steps between metric rows", ge=1)
+    checkpoint_every: int = opt(500, "steps between periodic checkpoints (plus one per epoch)", ge=1)
+    keep_checkpoints: int = opt(0, "also keep the last N epoch-end checkpoints (epoch-STEP-PHASE-EPOCH.pt)", ge=0)
+    best_metric: Optional[str] = opt(None, "e.g. \"vae/loss\": best.pt = the epoch with the best mean of it")
+    best_mode: Literal["min", "max"] = opt("min", "whether a lower (min) or higher (max) train.best_metric is better")
+    sample_every: int = opt(1, "epochs between sample/reconstruction grids; 0 disables", ge=0)
+    progress: bool = opt(True, "rich progress bar with the live losses")
+    tensorboard: bool = opt(False, "also log to TensorBoard (needs the [tensorboard] extra)")
+    guard: bool = opt(True, "the stability guard of adversarial training (engine/guard.py)")
+    guard_patience: int = opt(200, "batches in a row a critic may win outright before the run stops", ge=1)
+    guard_margin: float = opt(0.05, "\"outright\": d_real - d_fake >= 1 - 2 * margin", ge=0, lt=0.5)
+    guard_every: int = opt(500, "phase steps between sample-collapse probes; 0: no probes", ge=0)
+    guard_collapse: float = opt(0.05, "sample spread / real spread below this (twice) is a collapse", ge=0)
 
     def validate(self) -> None:
-        at_least = {"epochs": 0, "batch_size": 1, "labeled_batch_size": 1, "overfit_batches": 0,
-                    "log_every": 1, "checkpoint_every": 1, "sample_every": 0, "num_nodes": 1,
-                    "keep_checkpoints": 0}
-        for name, low in at_least.items():
-            if getattr(self, name) < low:
-                raise ValueError(f"train.{name} must be >= {low}, got {getattr(self, name)}")
-        for name in ("max_steps", "limit_batches"):
-            if getattr(self, name) is not None and getattr(self, name) < 1:
-                raise ValueError(f"train.{name} must be >= 1 or null, got {getattr(self, name)}")
-        for name in ("max_minutes", "grad_clip"):
-            if getattr(self, name) is not None and not getattr(self, name) > 0:
-                raise ValueError(f"train.{name} must be > 0 or null, got {getattr(self, name)}")
-        if not self.lr > 0 or self.weight_decay < 0:
-            raise ValueError(f"train.lr must be > 0 and train.weight_decay >= 0, got {self.lr}, "
-                             f"{self.weight_decay}")
         for step, lr in self.step_lr.items():
             if lr is None and ":" in str(step):  # YAML reads {cls:0.003} as the key "cls:0.003"
                 raise ValueError(f"train.step_lr: {{{step}}} has no value; write a space after "
                                  f"the colon: '{{{str(step).replace(':', ': ', 1)}}}'")
             if not isinstance(lr, (int, float)) or isinstance(lr, bool) or not lr > 0:
                 raise ValueError(f"train.step_lr.{step} must be a learning rate > 0, got {lr!r}")
-        if self.guard_patience < 1 or self.guard_every < 0:
-            raise ValueError("train.guard_patience must be >= 1 and train.guard_every >= 0")
-        if not 0 <= self.guard_margin < 0.5 or self.guard_collapse < 0:
-            raise ValueError("train.guard_margin must be in [0, 0.5) and train.guard_collapse >= 0")
 
 
 @dataclass
 class RunConfig:
     """Everything needed to reproduce a run; saved as config.yaml in the run directory."""
 
-    model: Any  # the family's config dataclass (has a ``name`` via the registry)
+    model: Any  # the family's config dataclass
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     seed: int = 0
+    family: str = ""  # the registered family's name (saved as model.name)
 
     def to_dict(self) -> dict:
         return {
-            "model": {"name": model_name_of_config(self.model), **to_dict(self.model)},
+            "model": {"name": self.family, **to_dict(self.model)},
             "data": to_dict(self.data),
             "train": to_dict(self.train),
             "seed": self.seed,
@@ -225,12 +210,16 @@ def from_dict(cls: type, data: Any, where: str = "config") -> Any:
         if f"{where}.{k}" in RETIRED:
             raise ConfigError(f"{where}.{k} no longer exists: {RETIRED[f'{where}.{k}']}")
     if unknown:
-        raise ConfigError(
-            f"{where}: unknown key(s) {', '.join(unknown)}; valid keys are: {', '.join(fields)}"
-        )
+        close = {k: difflib.get_close_matches(k, fields, 1) for k in unknown}
+        hint = "".join(f" (did you mean {where}.{c[0]}?)" for k, c in close.items() if c)
+        raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}{hint}; valid keys are: {', '.join(fields)}")
     kwargs = {k: _coerce(v, hints[k], f"{where}.{k}") for k, v in data.items()}
     obj = cls(**kwargs)
     check = getattr(obj, "validate", None)
+    try:
+        check_limits(obj, where)  # the limits the fields declare, then the cross-field rules
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
     if check is not None:
         try:
             check()
@@ -317,6 +306,7 @@ def build_run_config(data: dict) -> RunConfig:
         data=from_dict(DataConfig, data.get("data"), "data"),
         train=from_dict(TrainConfig, data.get("train"), "train"),
         seed=_coerce(data.get("seed", 0), int, "seed"),
+        family=name,
     )
 
 

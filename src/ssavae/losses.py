@@ -1,6 +1,6 @@
 """All probability and GAN math of the project, as pure per-example functions.
 
-Conventions (STYLE.md): every function returns a ``(B,)`` tensor in nats, summed over pixels /
+Conventions: every function returns a ``(B,)`` tensor in nats, summed over pixels /
 latent dimensions unless ``reduction="mean"`` asks for the mean over them; the model averages over
 the batch exactly once. Decoders hand logits in; probabilities appear only at inference. Each
 function is tested against an oracle in ``tests/test_losses.py``.

@@ -25,7 +25,7 @@ from .eval.figures import epoch_figures
 from .eval.report import write_report
 from .eval.infer import Shards
 from .eval.summary import final_figures, summarize
-from .models import GenerativeModel, get_model_class, model_name_of_config
+from .models import GenerativeModel, get_model_class
 from .rundir import RunDir
 
 log = logging.getLogger(__name__)
@@ -64,7 +64,7 @@ def build_model(cfg: RunConfig, ds: Dataset | DataInfo, parts: Optional[dict] = 
     """The family's model for this data; ``parts`` replaces named networks with your own
     ``nn.Module``s (e.g. ``{"enc": MyEncoder()}``, see docs/design.md)."""
     info = ds.info if isinstance(ds, Dataset) else ds
-    cls = get_model_class(model_name_of_config(cfg.model))
+    cls = get_model_class(cfg.family)
     try:
         return cls(cfg.model, info, parts=parts)
     except ValueError as e:

@@ -18,12 +18,5 @@ def list_models() -> list[str]:
     return MODELS.names()
 
 
-def model_name_of_config(cfg) -> str:
-    for name, cls in MODELS.items():
-        if type(cfg) is cls.Config:
-            return name
-    raise ValueError(f"{type(cfg).__name__} is not the config of a registered model")
-
-
 __all__ = ["Batch", "GenerativeModel", "ModelConfig", "Phase", "Step", "StepOutput",
-           "get_model_class", "list_models", "model_name_of_config"]
+           "get_model_class", "list_models"]

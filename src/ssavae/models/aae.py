@@ -1,5 +1,5 @@
-"""Adversarial autoencoders (Makhzani et al. 2016; seeds 002), METHODS.md section 6: the shared
-core, the unsupervised ``aae`` (with optional label regularization) and ``aae_supervised``.
+"""Adversarial autoencoders (Makhzani et al. 2016): the shared core, the unsupervised ``aae``
+(with optional label regularization) and ``aae_supervised``.
 
 An autoencoder whose aggregate code distribution q(z) is pushed onto a chosen prior p(z) by a
 discriminator on codes instead of a KL term. Every batch runs three updates::
@@ -36,6 +36,7 @@ from ..nets import Decoder, DeterministicEncoder, Discriminator, GaussianEncoder
 from ..nets.priors import PRIORS, make_prior
 from ..registry import register
 from .base import Batch, GenerativeModel, ModelConfig, Phase, Step, StepOutput
+from ..fields import opt
 
 Prior = Literal["normal", "mixture", "swiss-roll"]
 
@@ -48,16 +49,19 @@ def code_critic(d_in: int, hidden) -> Discriminator:
 
 @dataclass
 class AAEConfig(ModelConfig):
-    latent_dim: int = 8
-    upsample: Upsample = "resize"
-    prior: Prior = "normal"  # the distribution the codes are pushed onto
-    encoder: Literal["deterministic", "gaussian"] = "deterministic"
-    label_regularization: bool = False  # Dis reads the label (K + 1 slots); mode k for class k
-    disc_hidden: tuple[int, ...] = (1000, 1000)  # the code discriminator's MLP (Makhzani: 2 x 1000)
-    # the codes the critic sees as fakes: "recon" (the reconstruction step's own, detached: one
-    # encoder pass fewer per batch, codes one update old; on a validation split as good, 3 seeds,
-    # docs/aae.md) or "fresh" (encoded again after the reconstruction update, Makhzani's schedule)
-    critic_codes: Literal["fresh", "recon"] = "recon"
+    latent_dim: int = opt(8, "")
+    upsample: Upsample = opt("resize", "")
+    prior: Prior = opt("normal", "the distribution the codes are pushed onto")
+    encoder: Literal["deterministic", "gaussian"] = opt(
+        "deterministic", "deterministic codes (Makhzani's default) or a Gaussian q(z|x) sampled")
+    label_regularization: bool = opt(False, "Dis reads the label (K + 1 slots); mode k for class k")
+    disc_hidden: tuple[int, ...] = opt((1000, 1000), "the code discriminator's MLP (Makhzani: 2 x 1000)")
+    critic_codes: Literal["fresh", "recon"] = opt("recon", "the codes the critic sees as fakes: \"recon\" (the "
+                                                           "reconstruction step's own, detached: one encoder pass "
+                                                           "fewer per batch, codes one update old; on a validation "
+                                                           "split as good, 3 seeds, docs/aae.md) or \"fresh\" (encoded "
+                                                           "again after the reconstruction update, Makhzani's "
+                                                           "schedule)")
 
     def validate(self) -> None:
         super().validate()
@@ -221,7 +225,7 @@ class SupervisedAAEConfig(AAEConfig):
     """The fields of ``aae`` (its own class: a run's config names its family), but the critic
     always encodes afresh: the reconstruction step reads other images (the labeled ones)."""
 
-    critic_codes: Literal["fresh", "recon"] = "fresh"
+    critic_codes: Literal["fresh", "recon"] = opt("fresh", "")
 
     def validate(self) -> None:
         super().validate()

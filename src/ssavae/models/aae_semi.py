@@ -1,5 +1,5 @@
-"""Adversarial autoencoders with a categorical code (Makhzani et al. 2016, sections 5-7; seeds
-002), METHODS.md section 6: ``aae_semi``, ``aae_cluster`` and ``aae_dimred``, on the core of
+"""Adversarial autoencoders with a categorical code (Makhzani et al. 2016, sections 5-7):
+``aae_semi``, ``aae_cluster`` and ``aae_dimred``, on the core of
 ``aae.py``.
 
 The encoder has two heads on one trunk: y = softmax(logits) over K clusters and a style z. Two
@@ -43,37 +43,32 @@ from ..nets import Categorical, CategoricalStyle, Decoder, StandardNormal, Trunk
 from ..registry import register
 from .aae import AAECore, code_critic
 from .base import Batch, SemiSupervisedConfig, Step, StepOutput
+from ..fields import opt
 
 
 @dataclass
 class SemiAAEConfig(SemiSupervisedConfig):
-    latent_dim: int = 10  # the style z
-    upsample: Upsample = "resize"
-    num_clusters: int = 0  # K of the y head; 0: the data's number of classes
-    use_labels: bool = True  # the classification step on the labeled stream (needs K = classes)
-    cls_weight: float = 1.0
-    # the classification step's learning rate, times train.lr: each step has its own Adam, so
-    # cls_weight alone cannot make it outweigh the reconstruction and critic-fooling steps that
-    # also move the encoder (validation: 85.9 % at 3 against 79.9 % at 1, docs/aae.md)
-    cls_lr_scale: float = 3.0
-    # consistency_weight 0: Makhzani's classification phase alone (validation: docs/aae.md)
-    style_std: float = 1.0  # z is pushed onto N(0, style_std^2 I)
-    # weight of KL(batch mean of y || uniform) in the encoder's gen step: the cluster usage the
-    # y critic asks for, as a direct term (CatGAN's marginal entropy); 0: the critic alone
-    balance_weight: float = 0.0
-    disc_hidden: tuple[int, ...] = (1000, 1000)  # each code critic's MLP (Makhzani: 2 x 1000)
+    latent_dim: int = opt(10, "the style z")
+    upsample: Upsample = opt("resize", "")
+    num_clusters: int = opt(0, "K of the y head; 0: the data's number of classes")
+    use_labels: bool = opt(True, "the classification step on the labeled stream (needs K = classes)")
+    cls_weight: float = opt(1.0, "weight of the classification step's cross-entropy on the labeled stream")
+    cls_lr_scale: float = opt(3.0, "the classification step's learning rate, times train.lr: each step has its own "
+                                   "Adam, so cls_weight alone cannot make it outweigh the reconstruction and "
+                                   "critic-fooling steps that also move the encoder (validation: 85.9 % at 3 against "
+                                   "79.9 % at 1, docs/aae.md)", gt=0)
+    style_std: float = opt(1.0, "consistency_weight 0: Makhzani's classification phase alone (validation: docs/aae.md) "
+                                "z is pushed onto N(0, style_std^2 I)", gt=0)
+    balance_weight: float = opt(0.0, "weight of KL(batch mean of y || uniform) in the encoder's gen step: the cluster "
+                                     "usage the y critic asks for, as a direct term (CatGAN's marginal entropy); 0: "
+                                     "the critic alone", ge=0)
+    disc_hidden: tuple[int, ...] = opt((1000, 1000), "each code critic's MLP (Makhzani: 2 x 1000)")
 
     def validate(self) -> None:
         super().validate()
         if self.num_clusters < 0 or self.num_clusters == 1:
             raise ValueError(f"model.num_clusters must be 0 (the number of classes) or >= 2, "
                              f"got {self.num_clusters}")
-        if self.cls_lr_scale <= 0:
-            raise ValueError(f"model.cls_lr_scale must be > 0, got {self.cls_lr_scale}")
-        if self.balance_weight < 0:
-            raise ValueError(f"model.balance_weight must be >= 0, got {self.balance_weight}")
-        if self.style_std <= 0:
-            raise ValueError(f"model.style_std must be > 0, got {self.style_std}")
         if not self.disc_hidden:
             raise ValueError("model.disc_hidden needs at least one width")
         if self.sampler != "prior":
@@ -218,12 +213,12 @@ class SemiAAE(AAECore):
 
 @dataclass
 class ClusterAAEConfig(SemiAAEConfig):
-    num_clusters: int = 16
-    use_labels: bool = False
-    # chosen on a validation split (docs/aae.md): the y critic alone leaves 1 to 4 clusters in
-    # use; 20 uses all 16 and all 30 (validation accuracy 57 % and 66 % after 2 epochs), 50 lets
-    # the critic win outright at 30 clusters (the guard stops the run)
-    balance_weight: float = 20.0
+    num_clusters: int = opt(16, "")
+    use_labels: bool = opt(False, "")
+    balance_weight: float = opt(20.0, "chosen on a validation split (docs/aae.md): the y critic alone leaves 1 to 4 "
+                                      "clusters in use; 20 uses all 16 and all 30 (validation accuracy 57 % and 66 % "
+                                      "after 2 epochs), 50 lets the critic win outright at 30 clusters (the guard "
+                                      "stops the run)", ge=0)
 
 
 @register("aae_cluster")
@@ -243,9 +238,9 @@ class ClusterAAE(SemiAAE):
 
 @dataclass
 class DimRedAAEConfig(SemiAAEConfig):
-    latent_dim: int = 2  # n: the representation's size (2 for maps)
-    head_margin: float = 6.0  # eta: cluster heads closer than this are pushed apart
-    head_weight: float = 1.0
+    latent_dim: int = opt(2, "n: the representation's size (2 for maps)")
+    head_margin: float = opt(6.0, "eta: cluster heads closer than this are pushed apart")
+    head_weight: float = opt(1.0, "weight of the term that pushes close cluster heads apart")
 
 
 @register("aae_dimred")

@@ -28,7 +28,7 @@ A model says *what* is optimized; the engine (``engine/``) says *how*:
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, ClassVar, Iterable, Iterator, Literal, Optional
 
 import torch
@@ -41,7 +41,8 @@ from ..data.augment import Augment, augment, mixup
 from ..errors import CapabilityError
 from ..nets import FittedGaussian, NetSpec, Prior, StandardNormal, Upsample
 from .contract import Batch, Phase, Step, StepOutput, check_schedules, schedule_factor  # noqa: F401  (re-exported)
-from .propagation import EMAWeights, GraphLabels, check_graph_fields, features_in_batches
+from .propagation import EMAWeights, GraphLabels, features_in_batches
+from ..fields import opt
 
 
 def in_chunks(fn: Callable[..., torch.Tensor], size: int, device: torch.device,
@@ -61,25 +62,26 @@ def in_chunks(fn: Callable[..., torch.Tensor], size: int, device: torch.device,
 class ModelConfig:
     """Fields every family shares (network sizes, likelihood, schedules); families subclass it."""
 
-    latent_dim: int = 20
-    arch: Literal["auto", "conv", "mlp"] = "auto"
-    channels: Optional[tuple[int, ...]] = None  # conv widths; null = 32, 64[, 128]
-    hidden: int = 256
-    mlp_hidden: tuple[int, ...] = (512, 256)
-    upsample: Upsample = "transposed"  # conv decoders
-    likelihood: Literal["auto", "bernoulli", "gaussian"] = "auto"  # auto: bernoulli for [0,1] data
-    # where sample() draws codes: the family's fixed prior, or Gaussians fitted to the training
-    # codes once they are final (one overall, or one per class: the aggregate posterior)
-    sampler: Literal["prior", "gaussian", "class-gaussian"] = "prior"
-    # loss-weight ramps, e.g. {kl_weight: {kind: linear, steps: 2000}} (see schedule_factor)
-    schedules: dict = field(default_factory=dict)
+    latent_dim: int = opt(20, "size of the code z", ge=1)
+    arch: Literal["auto", "conv", "mlp"] = opt("auto", "networks: conv (images), mlp (vectors); auto picks by the "
+                                                       "data's shape")
+    channels: Optional[tuple[int, ...]] = opt(None, "conv widths; null = 32, 64[, 128]")
+    hidden: int = opt(256, "width of the dense layer after the conv stack", ge=1)
+    mlp_hidden: tuple[int, ...] = opt((512, 256), "dense widths of the MLP bodies (arch mlp)")
+    upsample: Upsample = opt("transposed", "conv decoders")
+    likelihood: Literal["auto", "bernoulli", "gaussian"] = opt("auto", "auto: bernoulli for [0,1] data")
+    sampler: Literal["prior", "gaussian", "class-gaussian"] = opt("prior", "where sample() draws codes: the family's "
+                                                                           "fixed prior, or Gaussians fitted to the "
+                                                                           "training codes once they are final (one "
+                                                                           "overall, or one per class: the aggregate "
+                                                                           "posterior)")
+    schedules: dict = opt(factory=dict, help="loss-weight ramps, e.g. {kl_weight: {kind: linear, steps: 2000}} (see "
+                                             "schedule_factor)")
 
     def net_spec(self) -> NetSpec:
         return NetSpec(self.arch, self.channels, self.hidden, self.mlp_hidden, self.upsample)
 
     def validate(self) -> None:
-        if self.latent_dim < 1:
-            raise ValueError(f"model.latent_dim must be >= 1, got {self.latent_dim}")
         check_schedules(self)
 
 
@@ -88,37 +90,22 @@ class SemiSupervisedConfig(ModelConfig):
     """Fields of the families that learn a classifier from few labels and many unlabeled
     examples (``ssavae``, ``m2``, ``aae_semi``): how the unlabeled ones teach it."""
 
-    augment: Augment = "shift"  # view of the labeled images in the classification term
-    # CE of a strong view of the unlabeled images against the classifier's confident
-    # pseudo-labels (FixMatch's consistency; docs/semisup.md)
-    consistency_weight: float = 1.0
-    consistency_threshold: float = 0.95  # confidence a pseudo-label needs (FixMatch's tau)
-    # CE of the unlabeled images against labels propagated over a k-NN graph of the training
-    # set's codes, weighted by certainty and class balance (Iscen et al. 2019; propagation.py)
-    graph_weight: float = 0.0
-    graph_k: int = 20  # neighbours per example in the graph
-    graph_alpha: float = 0.99  # diffusion: (I - alpha W_n) Z = Y
-    graph_start: int = 1  # the first epoch of the classifying phase whose labels it propagates
-    graph_inputs: bool = False  # the input vectors join the codes in the graph (tables)
-    # mixup of the labeled view (Beta(mixup, mixup) blends of labeled rows and of their
-    # one-hot labels); 0: off
-    mixup: float = 0.0
-    # decay of an exponential moving average of the classifier's weights (mean teacher): it
-    # gives the consistency term's pseudo-labels, and the classifier ends its phase with the
-    # averaged weights; 0: off
-    ema: float = 0.0
-
-    def validate(self) -> None:
-        super().validate()
-        if self.consistency_weight < 0 or not 0.0 <= self.consistency_threshold <= 1.0:
-            raise ValueError("model.consistency_weight must be >= 0 and model.consistency_threshold "
-                             f"in [0, 1], got {self.consistency_weight}, {self.consistency_threshold}")
-        check_graph_fields(self)
-        if self.mixup < 0:
-            raise ValueError(f"model.mixup must be >= 0 (0: off), got {self.mixup}")
-        if not 0.0 <= self.ema < 1.0:
-            raise ValueError(f"model.ema must be in [0, 1) (0: off), got {self.ema}")
-
+    augment: Augment = opt("shift", "view of the labeled images in the classification term")
+    consistency_weight: float = opt(1.0, "CE of a strong view of the unlabeled images against the classifier's "
+                                         "confident pseudo-labels (FixMatch's consistency; docs/semisup.md)", ge=0)
+    consistency_threshold: float = opt(0.95, "confidence a pseudo-label needs (FixMatch's tau)", ge=0, le=1)
+    graph_weight: float = opt(0.0, "CE of the unlabeled images against labels propagated over a k-NN graph of the "
+                                   "training set's codes, weighted by certainty and class balance (Iscen et al. 2019; "
+                                   "propagation.py)", ge=0)
+    graph_k: int = opt(20, "neighbours per example in the graph", ge=1)
+    graph_alpha: float = opt(0.99, "diffusion: (I - alpha W_n) Z = Y", gt=0, lt=1)
+    graph_start: int = opt(1, "the first epoch of the classifying phase whose labels it propagates", ge=0)
+    graph_inputs: bool = opt(False, "the input vectors join the codes in the graph (tables)")
+    mixup: float = opt(0.0, "mixup of the labeled view (Beta(mixup, mixup) blends of labeled rows and of their one-hot "
+                            "labels); 0: off", ge=0)
+    ema: float = opt(0.0, "decay of an exponential moving average of the classifier's weights (mean teacher): it gives "
+                          "the consistency term's pseudo-labels, and the classifier ends its phase with the averaged "
+                          "weights; 0: off", ge=0, lt=1)
 
 # ---------------------------------------------------------------------------- the base class
 

@@ -1,4 +1,4 @@
-"""The supervised-only baseline (METHODS.md section 1b): the VEC's networks without the VAE.
+"""The supervised-only baseline: the VEC's networks without the VAE.
 
     h = Trunk(x);  mu = W h;  p(y | x) = softmax(Cls(mu))
     L = CE(Cls(mu(augment(x_lab))), y_lab)          (labeled stream only)
@@ -21,13 +21,14 @@ from ..data.augment import Augment, augment
 from ..nets import Classifier, Trunk
 from ..registry import register
 from .base import Batch, GenerativeModel, ModelConfig, Phase, Step, StepOutput
+from ..fields import opt
 
 
 @dataclass
 class ClassifierConfig(ModelConfig):
-    latent_dim: int = 100  # the code between trunk and classifier, as in SSAVAE's VEC
-    cls_hidden: tuple[int, ...] = (256, 256)
-    augment: Augment = "shift"  # view of the labeled images (give SSAVAE the same)
+    latent_dim: int = opt(100, "the code between trunk and classifier, as in SSAVAE's VEC")
+    cls_hidden: tuple[int, ...] = opt((256, 256), "the classifier MLP on the code")
+    augment: Augment = opt("shift", "view of the labeled images (give SSAVAE the same)")
 
 
 @register("classifier")

@@ -1,5 +1,5 @@
-"""CVAE for image completion (Sohn et al. 2015, "structured output prediction"; the poster of
-seeds 004), METHODS.md section 3.
+"""CVAE for image completion (Sohn et al. 2015, "structured output prediction"; the generative-models
+poster).
 
 The model sees part of an image, ``x_obs = m * x`` (``m``: 1 where observed, set by
 ``observe``), and draws the rest::
@@ -27,22 +27,20 @@ from .. import losses
 from ..nets import Decoder, GaussianEncoder, Upsample
 from ..registry import register
 from .base import Batch, GenerativeModel, ModelConfig, Phase, Step, StepOutput
+from ..fields import opt
 
 Observe = Literal["top-half", "left-half", "random-mask"]
 
 
 @dataclass
 class CompletionConfig(ModelConfig):
-    latent_dim: int = 20
-    upsample: Upsample = "resize"
-    kl_weight: float = 1.0
-    observe: Observe = "top-half"  # which part of each image the model is given
-    observe_fraction: float = 0.5  # random-mask: the fraction of pixels observed (a fresh mask per image)
+    latent_dim: int = opt(20, "")
+    upsample: Upsample = opt("resize", "")
+    kl_weight: float = opt(1.0, "weight of the KL term; 1 = the ELBO (schedulable)")
+    observe: Observe = opt("top-half", "which part of each image the model is given")
+    observe_fraction: float = opt(0.5, "random-mask: the fraction of pixels observed (a fresh mask per image)",
+                                  gt=0, lt=1)
 
-    def validate(self) -> None:
-        super().validate()
-        if not 0.0 < self.observe_fraction < 1.0:
-            raise ValueError(f"model.observe_fraction must be in (0, 1), got {self.observe_fraction}")
 
 
 @register("cvae_completion")

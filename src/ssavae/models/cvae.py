@@ -1,4 +1,4 @@
-"""CVAE, label-conditional (Sohn et al. 2015; the poster of seeds 004), METHODS.md section 3.
+"""CVAE, label-conditional (Sohn et al. 2015; the generative-models poster).
 
 Generative story::
 
@@ -26,16 +26,20 @@ from ..nets import Decoder, GaussianEncoder, Upsample
 from ..registry import register
 from .base import Batch, GenerativeModel, ModelConfig, Phase, Step, StepOutput
 from .vae import elbo_terms
+from ..fields import opt
 
 
 @dataclass
 class CVAEConfig(ModelConfig):
-    latent_dim: int = 20
-    upsample: Upsample = "resize"
-    kl_weight: float = 1.0  # 1 = the conditional ELBO (schedulable)
-    # sample(n, y) draws z from a Gaussian fitted to class y's training codes (docs/hybrids.md:
-    # 88.5 % of samples of the class asked for, against 79.4 % from N(0, I))
-    sampler: Literal["prior", "gaussian", "class-gaussian"] = "class-gaussian"
+    latent_dim: int = opt(20, "")
+    upsample: Upsample = opt("resize", "")
+    kl_weight: float = opt(1.0, "1 = the conditional ELBO (schedulable)")
+    sampler: Literal["prior", "gaussian", "class-gaussian"] = opt("class-gaussian", "sample(n, y) draws z from a "
+                                                                                    "Gaussian fitted to class y's "
+                                                                                    "training codes (docs/hybrids.md: "
+                                                                                    "88.5 % of samples of the class "
+                                                                                    "asked for, against 79.4 % from "
+                                                                                    "N(0, I))")
 
 
 @register("cvae")

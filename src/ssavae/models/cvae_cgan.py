@@ -1,4 +1,4 @@
-"""CVAE + CGAN (the poster of seeds 004), METHODS.md section 5.
+"""CVAE + CGAN (the generative-models poster's hybrid).
 
 A label-conditional VAE (``cvae``, section 3) whose decoder is also the generator of a
 conditional GAN with a (K+1)-way discriminator (Salimans et al. 2016): outputs 0..K-1 mean
@@ -28,17 +28,14 @@ from ..registry import register
 from .adversarial import ClassCritic
 from .base import Batch, Phase, Step, StepOutput
 from .cvae import CVAE, CVAEConfig
+from ..fields import opt
 
 
 @dataclass
 class CVAECGANConfig(CVAEConfig):
-    adv_weight: float = 1.0  # weight of the (K+1)-way generator term in the decoder's loss
-    disc_spectral_norm: bool = True
+    adv_weight: float = opt(1.0, "weight of the (K+1)-way generator term in the decoder's loss", ge=0)
+    disc_spectral_norm: bool = opt(True, "spectral normalization in the critic")
 
-    def validate(self) -> None:
-        super().validate()
-        if self.adv_weight < 0:
-            raise ValueError(f"model.adv_weight must be >= 0, got {self.adv_weight}")
 
 
 @register("cvae_cgan")

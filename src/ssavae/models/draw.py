@@ -1,4 +1,4 @@
-"""DRAW (Gregor et al. 2015; the poster of seeds 004), METHODS.md section 8: ``draw``,
+"""DRAW (Gregor et al. 2015; the generative-models poster): ``draw``,
 ``draw_cond`` and ``draw_gan``.
 
 A recurrent VAE that draws an image over T steps. With canvas c_0 = 0 and decoder state
@@ -34,26 +34,24 @@ from ..nets import Discriminator, DRAWDecoder, DRAWEncoder, StandardNormal
 from ..registry import register
 from .adversarial import critic_pass, fakes_for_critic, hand_fakes
 from .base import Batch, GenerativeModel, ModelConfig, Phase, Step, StepOutput
+from ..fields import opt
 
 
 @dataclass
 class DRAWConfig(ModelConfig):
-    latent_dim: int = 10  # z_t, per step
-    steps: int = 16  # T
-    rnn_hidden: int = 256  # each LSTM
-    # none: read and write whole images; chosen on a validation split (docs/m2_draw.md: at T = 16
-    # the 5 x 5 write patches cannot cover the image, 242.6 against 265.9 nats); auto: gaussian
-    # for images
-    attention: Literal["auto", "gaussian", "none"] = "none"
-    read_n: int = 2  # the reader's window (Gregor et al. on MNIST: 2 x 2 read, 5 x 5 write)
-    write_n: int = 5
-    kl_weight: float = 1.0  # 1 = the ELBO (schedulable)
+    latent_dim: int = opt(10, "z_t, per step")
+    steps: int = opt(16, "T", ge=1)
+    rnn_hidden: int = opt(256, "each LSTM", ge=1)
+    attention: Literal["auto", "gaussian", "none"] = opt("none", "none: read and write whole images; chosen on a "
+                                                                 "validation split (docs/m2_draw.md: at T = 16 the 5 x "
+                                                                 "5 write patches cannot cover the image, 242.6 "
+                                                                 "against 265.9 nats); auto: gaussian for images")
+    read_n: int = opt(2, "the reader's window (Gregor et al. on MNIST: 2 x 2 read, 5 x 5 write)", ge=1)
+    write_n: int = opt(5, "the writer's window (N x N)", ge=1)
+    kl_weight: float = opt(1.0, "1 = the ELBO (schedulable)")
 
     def validate(self) -> None:
         super().validate()
-        if self.steps < 1 or self.rnn_hidden < 1 or self.read_n < 1 or self.write_n < 1:
-            raise ValueError("model.steps, model.rnn_hidden, model.read_n and model.write_n must be >= 1, "
-                             f"got {self.steps}, {self.rnn_hidden}, {self.read_n}, {self.write_n}")
         if self.sampler != "prior":
             raise ValueError("draw samples z_1..z_T from N(0, I): leave model.sampler at 'prior'")
 
@@ -186,17 +184,11 @@ class DRAW(GenerativeModel):
         return self.to_data_range(self.generate(codes, y, keep=True)[1])
 
 
-@dataclass
-class ConditionalDRAWConfig(DRAWConfig):
-    """``draw``'s fields (a config class per family: a run's config names its family)."""
-
-
 @register("draw_cond")
 class ConditionalDRAW(DRAW):
     """DRAW with the label's one-hot an input to both LSTMs at every step; trained on the
     labeled examples (the mixed batch's labeled rows and the labeled stream)."""
 
-    Config = ConditionalDRAWConfig
     conditional = True
 
     def phases(self):
@@ -210,7 +202,7 @@ class ConditionalDRAW(DRAW):
 
 @dataclass
 class DRAWGANConfig(DRAWConfig):
-    disc_spectral_norm: bool = True
+    disc_spectral_norm: bool = opt(True, "spectral normalization in the critic")
 
 
 @register("draw_gan")

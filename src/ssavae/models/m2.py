@@ -1,4 +1,4 @@
-"""M2, the semi-supervised VAE (Kingma et al. 2014; the poster's "SSL VAE"), METHODS.md section 7.
+"""M2, the semi-supervised VAE (Kingma et al. 2014; the poster's "SSL VAE").
 
 Generative story::
 
@@ -14,7 +14,7 @@ encoder and decoder, no loop over classes)::
 
 and the loss of a batch is the mean of L over its labeled examples (the mixed batch's labeled
 rows and the labeled stream) and of U over its unlabeled ones, plus ``alpha`` times the mean
-classification error ``CE(q(y | augment(x_lab)), y_lab)`` (METHODS: alpha = 0.1 N / N_labeled
+classification error ``CE(q(y | augment(x_lab)), y_lab)`` (Kingma et al.: alpha = 0.1 N / N_labeled
 per labeled example, 5.5 for 1,000 labels of 55,000 images; the default 5). The classifier sees
 the labeled images under the ``classifier`` baseline's augmentation, so a gain over that
 baseline comes from the unlabeled images.
@@ -42,21 +42,20 @@ from ..registry import register
 from .adversarial import ClassCritic
 from .base import Batch, GenerativeModel, Phase, SemiSupervisedConfig, Step, StepOutput
 from .vae import importance_weighted
+from ..fields import opt
 
 
 @dataclass
 class M2Config(SemiSupervisedConfig):
-    latent_dim: int = 20  # z
-    upsample: Upsample = "resize"
-    alpha: float = 5.0  # weight of the classification error on labeled examples (schedulable)
-    consistency_weight: float = 0.0  # 0: Kingma's M2 (the shared term is not yet validated here)
-    cls_code: int = 100  # the classifier's network: the classifier baseline's (trunk, 100, MLP)
-    cls_hidden: tuple[int, ...] = (256, 256)
+    latent_dim: int = opt(20, "z")
+    upsample: Upsample = opt("resize", "")
+    alpha: float = opt(5.0, "weight of the classification error on labeled examples (schedulable)", ge=0)
+    consistency_weight: float = opt(0.0, "0: Kingma's M2 (the shared term is not yet validated here)")
+    cls_code: int = opt(100, "the classifier's network: the classifier baseline's (trunk, 100, MLP)")
+    cls_hidden: tuple[int, ...] = opt((256, 256), "the classifier MLP on the code")
 
     def validate(self) -> None:
         super().validate()
-        if self.alpha < 0:
-            raise ValueError(f"model.alpha must be >= 0, got {self.alpha}")
         if self.sampler != "prior":
             raise ValueError("m2 samples its own p(y) p(z): leave model.sampler at 'prior'")
 
@@ -208,13 +207,9 @@ class M2(GenerativeModel):
 
 @dataclass
 class M2GANConfig(M2Config):
-    adv_weight: float = 1.0  # the critic's generator term in the decoder's loss (schedulable)
-    disc_spectral_norm: bool = True
+    adv_weight: float = opt(1.0, "the critic's generator term in the decoder's loss (schedulable)", ge=0)
+    disc_spectral_norm: bool = opt(True, "spectral normalization in the critic")
 
-    def validate(self) -> None:
-        super().validate()
-        if self.adv_weight < 0:
-            raise ValueError(f"model.adv_weight must be >= 0, got {self.adv_weight}")
 
 
 @register("m2_gan")

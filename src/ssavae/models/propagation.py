@@ -163,18 +163,6 @@ def features_in_batches(fn, batches: Iterable[tuple[torch.Tensor, torch.Tensor]]
     return torch.cat(feats), torch.cat(labels)
 
 
-def check_graph_fields(cfg) -> None:
-    """The graph fields' ranges (every family's config validates them the same way)."""
-    if cfg.graph_weight < 0:
-        raise ValueError(f"model.graph_weight must be >= 0, got {cfg.graph_weight}")
-    if cfg.graph_k < 1:
-        raise ValueError(f"model.graph_k must be >= 1, got {cfg.graph_k}")
-    if not 0.0 < cfg.graph_alpha < 1.0:
-        raise ValueError(f"model.graph_alpha must be in (0, 1), got {cfg.graph_alpha}")
-    if cfg.graph_start < 0:
-        raise ValueError(f"model.graph_start must be >= 0, got {cfg.graph_start}")
-
-
 class EMAWeights(nn.Module):
     """An exponential moving average of some modules' parameters, kept as buffers (so it is
     saved and resumed with the model): the mean teacher of Tarvainen & Valpola (2017).

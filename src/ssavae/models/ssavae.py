@@ -1,4 +1,4 @@
-"""SSAVAE, the Semi-Supervised Adversarial VAE (Zemouri 2020), METHODS.md section 1.
+"""SSAVAE, the Semi-Supervised Adversarial VAE (Zemouri 2020).
 
 Two training steps that never mix: step 1 shapes the latent space, step 2 trains a decoder
 against it (the paper's Algorithms 1 and 2).
@@ -40,6 +40,7 @@ from ..nets import Classifier, Decoder, Discriminator, GaussianEncoder, Upsample
 from ..registry import register
 from .adversarial import critic_pass, fakes_for_critic, hand_fakes
 from .base import Batch, GenerativeModel, Phase, SemiSupervisedConfig, Step, StepOutput
+from ..fields import opt
 
 
 AUX_WEIGHT = 0.1  # the auxiliary pixel term's default weight at latent_dim > 2 (docs/ssavae.md)
@@ -47,33 +48,35 @@ AUX_WEIGHT = 0.1  # the auxiliary pixel term's default weight at latent_dim > 2 
 
 @dataclass
 class SSAVAEConfig(SemiSupervisedConfig):
-    latent_dim: int = 100  # the paper's K_z (2 for the latent maps, 100 otherwise)
-    upsample: Upsample = "resize"  # no checkerboard (validation, results.md)
-    sampler: Literal["prior", "gaussian", "class-gaussian"] = "class-gaussian"  # where codes lie
+    latent_dim: int = opt(100, "the paper's K_z (2 for the latent maps, 100 otherwise)")
+    upsample: Upsample = opt("resize", "no checkerboard (validation, results.md)")
+    sampler: Literal["prior", "gaussian", "class-gaussian"] = opt("class-gaussian", "where codes lie")
     # ---- step 1: the VEC (kl_weight and lambda_cls can follow model.schedules)
-    kl_weight: float = 0.01  # literal KL + CE collapses the code (METHODS.md measurements)
-    lambda_cls: float = 1.0
-    cls_input: Literal["z", "mu"] = "z"  # what Cls sees in training (always mu at test)
-    cls_hidden: tuple[int, ...] = (256, 256)  # the classifier MLP on the code
-    # >0 adds an auxiliary decoder with a pixel NLL term; null: AUX_WEIGHT when latent_dim > 2
-    # (instance detail for step 2's decoder), 0 for 2-D maps (it wrecks their class structure)
-    vec_recon_weight: Optional[float] = None
+    kl_weight: float = opt(0.01, "literal KL + CE collapses the code (docs/ssavae.md)", ge=0)
+    lambda_cls: float = opt(1.0, "weight of the classifier's cross-entropy on the labeled stream (schedulable)", ge=0)
+    cls_input: Literal["z", "mu"] = opt("z", "what Cls sees in training (always mu at test)")
+    cls_hidden: tuple[int, ...] = opt((256, 256), "the classifier MLP on the code")
+    vec_recon_weight: Optional[float] = opt(None, ">0 adds an auxiliary decoder with a pixel NLL term; null: "
+                                                  "AUX_WEIGHT when latent_dim > 2 (instance detail for step 2's "
+                                                  "decoder), 0 for 2-D maps (it wrecks their class structure)", ge=0)
     # ---- step 1 on few labels (docs/ssavae.md, docs/semisup.md): with the shared augment,
     # consistency_* (0: the paper's VEC) and graph_* fields, terms that learn from unlabeled images
-    entropy_weight: float = 0.0  # entropy minimization of q(y|x) on unlabeled examples
-    decoder_init: Optional[Literal["random", "aux"]] = None  # step-2 decoder starts from Aux? null: if any
-    vec_epochs: Optional[int] = None  # epochs of step 1; null = train.epochs
+    entropy_weight: float = opt(0.0, "entropy minimization of q(y|x) on unlabeled examples", ge=0)
+    decoder_init: Optional[Literal["random", "aux"]] = opt(None, "step-2 decoder starts from Aux? null: if any")
+    vec_epochs: Optional[int] = opt(None, "epochs of step 1; null = train.epochs")
     # ---- step 2: the decoder
-    beta: float = 0.005  # adversarial weight (0: no discriminator at all)
-    gamma: float = 0.1  # latent weight
-    feature_layers: Optional[tuple[int, ...]] = None  # encoder hidden layers (index); null = all
-    feature_weights: Optional[tuple[float, ...]] = None  # w_l per chosen layer; null = all 1
-    feature_reduction: Literal["mean", "sum"] = "mean"  # over the units of each layer
-    pixel_weight: float = 0.0  # optional pixel NLL added to L_rec
-    latent_reduction: Literal["mean", "sum"] = "mean"  # over latent dimensions
-    prior_fakes: bool = True  # also show Dec(z_p), z_p ~ N(0, I), to Dis and to L_latent
-    disc_spectral_norm: bool = True  # spectral normalization in the discriminator (validation)
-    decoder_epochs: Optional[int] = None  # epochs of step 2; null = train.epochs
+    beta: float = opt(0.005, "weight of the adversarial loss L_adv in step 2's decoder loss (0: no discriminator at "
+                             "all)", ge=0)
+    gamma: float = opt(0.1, "weight of the latent loss L_latent = |mu_Enc(x_hat) - z|^2 in step 2's decoder loss",
+                       ge=0)
+    feature_layers: Optional[tuple[int, ...]] = opt(None, "encoder hidden layers (index); null = all")
+    feature_weights: Optional[tuple[float, ...]] = opt(None, "w_l per chosen layer; null = all 1")
+    feature_reduction: Literal["mean", "sum"] = opt("mean", "over the units of each layer")
+    pixel_weight: float = opt(0.0, "optional pixel NLL added to L_rec", ge=0)
+    latent_reduction: Literal["mean", "sum"] = opt("mean", "over latent dimensions")
+    prior_fakes: bool = opt(True, "also show Dec(z_p), z_p ~ N(0, I), to Dis and to L_latent")
+    disc_spectral_norm: bool = opt(True, "spectral normalization in the discriminator (validation)")
+    decoder_epochs: Optional[int] = opt(None, "epochs of step 2; null = train.epochs")
 
     def __post_init__(self) -> None:
         """Resolve the latent-size dependent defaults, so a saved config shows what ran."""
@@ -87,10 +90,6 @@ class SSAVAEConfig(SemiSupervisedConfig):
         if self.decoder_init == "aux" and self.vec_recon_weight <= 0:
             raise ValueError("model.decoder_init='aux' needs an auxiliary decoder: set "
                              "model.vec_recon_weight > 0")
-        for name in ("kl_weight", "lambda_cls", "vec_recon_weight", "beta", "gamma",
-                     "pixel_weight", "entropy_weight"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"model.{name} must be >= 0, got {getattr(self, name)}")
         if self.feature_weights is not None and self.feature_layers is not None \
                 and len(self.feature_weights) != len(self.feature_layers):
             raise ValueError("model.feature_weights needs one weight per model.feature_layers entry")

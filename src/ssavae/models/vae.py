@@ -1,4 +1,4 @@
-"""VAE (Kingma & Welling 2014), METHODS.md section 2.
+"""VAE (Kingma & Welling 2014).
 
 Generative story::
 
@@ -21,6 +21,7 @@ from .. import losses
 from ..nets import Decoder, GaussianEncoder
 from ..registry import register
 from .base import Batch, GenerativeModel, ModelConfig, Phase, Step, StepOutput
+from ..fields import opt
 
 
 def elbo_terms(model: GenerativeModel, x: torch.Tensor, cond: Optional[torch.Tensor] = None):
@@ -53,8 +54,8 @@ def importance_weighted(model: GenerativeModel, x: torch.Tensor, mu: torch.Tenso
 
 @dataclass
 class VAEConfig(ModelConfig):
-    latent_dim: int = 20
-    kl_weight: float = 1.0  # 1 = the ELBO; other values give a beta-VAE (schedulable)
+    latent_dim: int = opt(20, "")
+    kl_weight: float = opt(1.0, "1 = the ELBO; other values give a beta-VAE (schedulable)")
 
 
 @register("vae")

@@ -1,4 +1,4 @@
-"""VAE-GAN (Larsen et al. 2016, "Autoencoding beyond pixels"; seeds 003), METHODS.md section 4.
+"""VAE-GAN (Larsen et al. 2016, "Autoencoding beyond pixels").
 
 Generative story: a VAE whose likelihood is measured in the feature space of a discriminator::
 
@@ -32,27 +32,25 @@ from ..nets import Decoder, Discriminator, GaussianEncoder, Upsample
 from ..registry import register
 from .adversarial import critic_pass, equilibrium, fakes_for_critic, hand_fakes
 from .base import Batch, GenerativeModel, ModelConfig, Phase, Step, StepOutput
+from ..fields import opt
 
 
 @dataclass
 class VAEGANConfig(ModelConfig):
-    latent_dim: int = 20
-    upsample: Upsample = "resize"
-    # defaults chosen on a validation split (docs/hybrids.md): Larsen's own settings (kl 1,
-    # gamma 0.01 or 1, equilibrium gate on, no spectral norm) collapse on Fashion-MNIST
-    kl_weight: float = 0.1  # weight of L_prior in the encoder's loss (schedulable)
-    gamma_dec: float = 1.0  # weight of L_llike against the GAN term in the decoder's loss
-    feature_layer: Optional[int] = None  # Dis layer l (index of its hidden layers); null: the last conv
-    disc_spectral_norm: bool = True  # Larsen's discriminator has none
-    equilibrium: bool = False  # Larsen's gate on the discriminator's costs
-    equilibrium_threshold: float = 0.68
-    equilibrium_margin: float = 0.35
+    latent_dim: int = opt(20, "")
+    upsample: Upsample = opt("resize", "")
+    kl_weight: float = opt(0.1, "defaults chosen on a validation split (docs/hybrids.md): Larsen's own settings (kl 1, "
+                                "gamma 0.01 or 1, equilibrium gate on, no spectral norm) collapse on Fashion-MNIST "
+                                "weight of L_prior in the encoder's loss (schedulable)", ge=0)
+    gamma_dec: float = opt(1.0, "weight of L_llike against the GAN term in the decoder's loss", ge=0)
+    feature_layer: Optional[int] = opt(None, "Dis layer l (index of its hidden layers); null: the last conv")
+    disc_spectral_norm: bool = opt(True, "Larsen's discriminator has none")
+    equilibrium: bool = opt(False, "Larsen's gate on the discriminator's costs")
+    equilibrium_threshold: float = opt(0.68, "Larsen's equilibrium gate: the critic pauses when both its costs are "
+                                             "below threshold - margin")
+    equilibrium_margin: float = opt(0.35, "the gate's margin: the generator loses its GAN term when a critic cost "
+                                          "exceeds threshold + margin", ge=0)
 
-    def validate(self) -> None:
-        super().validate()
-        for name in ("kl_weight", "gamma_dec", "equilibrium_margin"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"model.{name} must be >= 0, got {getattr(self, name)}")
 
 
 @register("vaegan")
