@@ -8,14 +8,14 @@ import pytest
 from ssavae import cli
 from ssavae.models import get_model_class, list_models
 
-from conftest import FAMILIES, tiny_cli
+from conftest import family_settings, tiny_cli
 
 
 @pytest.mark.parametrize("family", list_models())
 def test_train_then_sample_and_report(tmp_path, family, capsys):
-    """Every registered family end to end through the CLI (its tiny settings: conftest.FAMILIES)."""
+    """Every registered family end to end through the CLI (with its class's ``tiny`` settings)."""
     out = tmp_path / family
-    args = ["train", *tiny_cli(family, **FAMILIES[family]), "--out", str(out)]
+    args = ["train", *tiny_cli(family, **family_settings(family)), "--out", str(out)]
     assert cli.main(args) == 0
     generative = get_model_class(family).generative
     assert (out / "report.html").exists() and (out / "figures" / "latent_map.png").exists()

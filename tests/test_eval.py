@@ -110,12 +110,12 @@ def test_evaluate_run_writes_every_applicable_metric(tmp_path, monkeypatch, fami
     from ssavae import cli
     from ssavae.models import get_model_class
     from ssavae.runs import load_model
-    from conftest import FAMILIES, tiny_cli
+    from conftest import family_settings, tiny_cli
 
     monkeypatch.setenv("SSAVAE_CACHE", str(tmp_path / "cache"))
     cls = get_model_class(family)
     out = tmp_path / family
-    sections = {**FAMILIES[family], "model": {**FAMILIES[family].get("model", {}), "latent_dim": 2}}
+    sections = {**family_settings(family), "model": {**family_settings(family).get("model", {}), "latent_dim": 2}}
     assert cli.main(["train", *tiny_cli(family, **sections), "--out", str(out)]) == 0
     assert cli.main(["evaluate", str(out), "--n", "64", "--iw-samples", "20"]) == 0
     m = json.loads((out / "eval" / "metrics.json").read_text())

@@ -37,6 +37,10 @@ class Registry(Generic[T]):
             )
         return self._entries[name]
 
+    def remove(self, name: str) -> None:
+        """Unregister ``name`` (a family added for a while, e.g. by a test)."""
+        del self._entries[name]
+
     def names(self) -> list[str]:
         return sorted(self._entries)
 

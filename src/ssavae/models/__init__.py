@@ -1,10 +1,16 @@
-"""Model families. Importing this package registers every family (see registry.py)."""
+"""Model families. Importing this package imports every module in it, and a family module
+registers itself (``@register``, registry.py): a new family is one new file."""
 from __future__ import annotations
+
+import importlib
+import pkgutil
 
 from ..errors import ConfigError
 from ..registry import MODELS
-from . import aae, aae_semi, classifier, completion, cvae, cvae_cgan, draw, m2, ssavae, vae, vaegan  # noqa: F401  (importing a family registers it)
 from .base import Batch, GenerativeModel, ModelConfig, Phase, Step, StepOutput
+
+for _module in pkgutil.iter_modules(__path__):
+    importlib.import_module(f"{__name__}.{_module.name}")
 
 
 def get_model_class(name: str) -> type[GenerativeModel]:

@@ -148,6 +148,8 @@ class AAECore(GenerativeModel):
 class AAE(AAECore):
     """Adversarial autoencoder: reconstruction, then a discriminator on codes against the prior."""
 
+    tiny = {"model": {"disc_hidden": [32]}}
+
     Config = AAEConfig
     label_to_decoder = False  # aae_supervised: Dec(z, onehot(y))
 
@@ -237,6 +239,8 @@ class SupervisedAAEConfig(AAEConfig):
 @register("aae_supervised")
 class SupervisedAAE(AAE):
     """AAE with the label given to the decoder: z learns the style, y the class (Makhzani 5)."""
+
+    tiny = {"model": {"disc_hidden": [32]}, "data": {"labels_per_class": 8}}
 
     Config = SupervisedAAEConfig
     conditional = True

@@ -80,6 +80,8 @@ class SemiAAEConfig(SemiSupervisedConfig):
 class SemiAAE(AAECore):
     """Semi-supervised AAE: a categorical y head (the classifier) and a style z head."""
 
+    tiny = {"model": {"disc_hidden": [32], "latent_dim": 4}, "data": {"labels_per_class": 8}}
+
     Config = SemiAAEConfig
     has_classifier = True  # both False on an instance that learns without labels
     class_sampling = True
@@ -225,6 +227,8 @@ class ClusterAAEConfig(SemiAAEConfig):
 class ClusterAAE(SemiAAE):
     """Unsupervised clustering: ``aae_semi`` with no labels and K clusters (Makhzani 6)."""
 
+    tiny = {"model": {"disc_hidden": [32], "latent_dim": 4, "num_clusters": 6}}
+
     Config = ClusterAAEConfig
     has_classifier = False
     class_sampling = False
@@ -246,6 +250,8 @@ class DimRedAAEConfig(SemiAAEConfig):
 @register("aae_dimred")
 class DimRedAAE(SemiAAE):
     """Dimensionality reduction: r = W y + z, cluster heads kept apart (Makhzani 7)."""
+
+    tiny = {"model": {"disc_hidden": [32]}, "data": {"labels_per_class": 8}}
 
     Config = DimRedAAEConfig
 

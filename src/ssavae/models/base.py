@@ -128,6 +128,9 @@ class GenerativeModel(nn.Module):
     sequential: ClassVar[bool] = False  # canvas_steps(n): the canvas after each step of drawing
     needs_images: ClassVar[bool] = False  # refuses data that are not images (C, H, W)
     fit_prior_after: ClassVar[Optional[str]] = None  # the phase after which the codes are final
+    # settings (over the test suite's small MLPs on synthetic data) that train the family in
+    # seconds: every registry-wide test (contract, gradients, resume, CLI) runs each family with them
+    tiny: ClassVar[dict] = {}
     # the phase that trains the classifier from few labels; with model.graph_weight > 0 the
     # labels are propagated over the code graph at the start of its epochs (graph_term)
     graph_phase: ClassVar[Optional[str]] = None

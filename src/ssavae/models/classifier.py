@@ -35,6 +35,8 @@ class ClassifierConfig(ModelConfig):
 class SupervisedClassifier(GenerativeModel):
     """Supervised-only baseline: the VEC's encoder and classifier on the labeled examples alone."""
 
+    tiny = {"data": {"labels_per_class": 8}}
+
     Config = ClassifierConfig
     generative = False
     has_classifier = True

@@ -47,6 +47,7 @@ class CompletionConfig(ModelConfig):
 class CompletionCVAE(GenerativeModel):
     """CVAE conditioned on the observed part of an image: draws of the unobserved part."""
 
+
     Config = CompletionConfig
     generative = False  # no decode(z) / sample(n) of whole images: complete(x, n) instead
     completes = True

@@ -46,6 +46,8 @@ class CVAEConfig(ModelConfig):
 class CVAE(GenerativeModel):
     """Label-conditional VAE: Enc(x, y), Dec(z, y), N(0, I) prior, trained on labeled examples."""
 
+    tiny = {"data": {"labels_per_class": 8}}
+
     Config = CVAEConfig
     conditional = True
     fit_prior_after = "train"

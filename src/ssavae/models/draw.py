@@ -60,6 +60,8 @@ class DRAWConfig(ModelConfig):
 class DRAW(GenerativeModel):
     """Deep Recurrent Attentive Writer: a recurrent VAE writing to a canvas over T steps."""
 
+    tiny = {"model": {"latent_dim": 3, "steps": 3, "rnn_hidden": 16}}
+
     Config = DRAWConfig
     has_likelihood = True
     sequential = True
@@ -189,6 +191,8 @@ class ConditionalDRAW(DRAW):
     """DRAW with the label's one-hot an input to both LSTMs at every step; trained on the
     labeled examples (the mixed batch's labeled rows and the labeled stream)."""
 
+    tiny = {"model": {"latent_dim": 3, "steps": 3, "rnn_hidden": 16}, "data": {"labels_per_class": 8}}
+
     conditional = True
 
     def phases(self):
@@ -208,6 +212,7 @@ class DRAWGANConfig(DRAWConfig):
 @register("draw_gan")
 class DRAWGAN(DRAW):
     """DRAW plus a real/fake critic on the final canvas of prior draws."""
+
 
     Config = DRAWGANConfig
 

@@ -76,6 +76,8 @@ class CodeClassifier(torch.nn.Module):
 class M2(GenerativeModel):
     """Semi-supervised VAE M2: classifier q(y|x), encoder q(z|x,y), decoder p(x|y,z)."""
 
+    tiny = {"model": {"latent_dim": 4}, "data": {"labels_per_class": 8}}
+
     Config = M2Config
     has_classifier = True
     has_likelihood = True
@@ -215,6 +217,7 @@ class M2GANConfig(M2Config):
 @register("m2_gan")
 class M2GAN(ClassCritic, M2):
     """M2 whose decoder is also a conditional GAN generator against a (K+1)-way critic."""
+
 
     Config = M2GANConfig
 

@@ -99,6 +99,8 @@ class SSAVAEConfig(SemiSupervisedConfig):
 class SSAVAE(GenerativeModel):
     """Semi-Supervised Adversarial VAE (Zemouri 2020): VEC, then an adversarial decoder."""
 
+    tiny = {"data": {"labels_per_class": 8}}
+
     Config = SSAVAEConfig
     has_classifier = True
     has_latent_classifier = True

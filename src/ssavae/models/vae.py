@@ -62,6 +62,7 @@ class VAEConfig(ModelConfig):
 class VAE(GenerativeModel):
     """VAE (Kingma & Welling 2014): Gaussian encoder, decoder, N(0, I) prior."""
 
+
     Config = VAEConfig
     has_likelihood = True
     fit_prior_after = "train"  # model.sampler gaussian: fitted to the codes after training

@@ -58,6 +58,7 @@ class VAEGAN(GenerativeModel):
     """VAE-GAN (Larsen et al. 2016): a VAE whose reconstruction error is measured by a GAN's
     discriminator features, and whose decoder is also that GAN's generator."""
 
+
     Config = VAEGANConfig
     fit_prior_after = "train"
 
