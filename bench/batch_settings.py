@@ -18,7 +18,7 @@ import time
 
 import torch
 
-from ssavae.engine.trainer import cpu_has_native_bf16
+from ssavae.engine.device import cpu_has_native_bf16
 from ssavae.models import list_models
 from step_cost import example_batch, one_batch
 

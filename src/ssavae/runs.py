@@ -268,7 +268,7 @@ def _fit(cfg: RunConfig, fabric, dataset: Optional[Dataset], parts: Optional[dic
 def fit(cfg: RunConfig, dataset: Optional[Dataset] = None, parts: Optional[dict] = None,
         callbacks: tuple[Callback, ...] = (), fabric=None) -> RunResult:
     """Train ``cfg`` in memory: no directory, no checkpoint, no figures, no summary; the
-    callbacks ``train.*`` asks for (``engine.trainer.from_settings``), then ``callbacks``."""
+    callbacks ``train.*`` asks for (``engine.callbacks.from_settings``), then ``callbacks``."""
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
     cfg = decide_precision(cfg)
