@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The adversarial autoencoders of METHODS.md section 6 on Fashion-MNIST (TEST set):
 #   1. aae_semi, 100 labels per class, split seed 0, one run per seed: test accuracy, beside the
-#      supervised-only classifier of bench/few_labels.sh (same split, same augmentation, same epochs)
+#      supervised-only classifier of experiments/few-labels.yaml (same split, same augmentation, same epochs)
 #   2. aae_cluster with 16 and 30 clusters, no labels, one run per seed: clustering accuracy by the
 #      paper's protocol (each cluster takes the label of its most confident training image) and
 #      by the majority label of each cluster

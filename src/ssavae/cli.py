@@ -37,6 +37,7 @@ EXAMPLES = {
     "evaluate": "ssavae evaluate runs/vae --iw-samples 1000",
     "compare": "ssavae compare --models vae,ssavae --data fashion-mnist --budget epochs=5 --out runs/cmp",
     "sweep": "ssavae sweep --data fashion-mnist --out runs/sweep --model.latent_dim 100",
+    "run": "ssavae run experiments/few-labels.yaml --out runs/few-labels",
 }
 
 
@@ -390,6 +391,16 @@ def cmd_compare(args, overrides) -> int:
     return 0
 
 
+def cmd_run(args, overrides) -> int:
+    from .experiment import load_experiment, run_experiment
+
+    out = Path(args.out or Path("runs") / load_experiment(args.experiment).name)
+    run_experiment(args.experiment, out)
+    print((out / "results.md").read_text(), end="")
+    print(out / "results.md")
+    return 0
+
+
 def cmd_sweep(args, overrides) -> int:
     from .sweep import run_sweep
 
@@ -491,6 +502,11 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--n", type=int, default=5000, help="test images for the evaluation")
     c.add_argument("--iw-samples", type=int, default=1000)
     c.set_defaults(func=cmd_compare)
+
+    x = add("run", "run an experiment file (base config x grid x seeds): its runs, then its table")
+    x.add_argument("experiment", help="YAML file (experiments/*.yaml)")
+    x.add_argument("--out", default=None, help="folder of its runs and table (default runs/NAME)")
+    x.set_defaults(func=cmd_run)
 
     w = add("sweep", "SSAVAE beta/gamma sweep: one VEC, one decoder per cell, Figure 9 + table")
     _add_run_args(w, model_default="ssavae")

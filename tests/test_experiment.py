@@ -1,0 +1,71 @@
+"""Experiments as files: ``ssavae run FILE`` trains every cell and seed into its run directory
+(resuming, never retraining a finished run), then writes the table from the runs' summaries."""
+import json
+import statistics
+
+import pytest
+import yaml
+
+from ssavae import cli
+from ssavae.errors import ConfigError
+from ssavae.experiment import load_experiment, mean_std
+
+from conftest import TINY
+
+
+def write(tmp_path, **fields):
+    exp = {"name": "tiny", "description": "a tiny experiment",
+           "base": {"data": {**TINY["data"], "labels_per_class": 4},
+                    "model": {k: v for k, v in TINY["model"].items()}, "train": TINY["train"]},
+           "variants": {"classifier": {"model": {"name": "classifier"}},
+                        "vec": {"model": {"name": "ssavae", "decoder_epochs": 0}}},
+           "grid": {"data.labels_per_class": [4, 8]}, "seeds": [0, 1],
+           "metrics": ["classification.accuracy"], **fields}
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(exp))
+    return path
+
+
+def test_an_experiment_file_trains_each_cell_and_seed_once_and_tabulates_them(tmp_path, capsys, monkeypatch):
+    path = write(tmp_path)
+    out = tmp_path / "out"
+    assert cli.main(["run", str(path), "--out", str(out)]) == 0
+    runs = sorted(p.parent.relative_to(out).as_posix() for p in out.glob("*/seed*/summary.json"))
+    assert runs == [f"variant={v},labels_per_class={n}/seed{s}" for v in ("classifier", "vec") for n in (4, 8)
+                    for s in (0, 1)]
+    results = json.loads((out / "results.json").read_text())["rows"]
+    vec8 = [r["classification.accuracy"] for r in results if r["cell"] == {"variant": "vec",
+                                                                           "data.labels_per_class": 8}]
+    saved = yaml.safe_load((out / "variant=vec,labels_per_class=8" / "seed1" / "config.yaml").read_text())
+    assert len(vec8) == 2 and saved["seed"] == 1 and saved["model"]["name"] == "ssavae"
+    assert saved["data"]["labels_per_class"] == 8 and saved["model"]["decoder_epochs"] == 0
+    table = (out / "results.md").read_text()
+    assert f"| vec | 8 | {mean_std(vec8)} |" in table
+    assert mean_std(vec8).startswith(f"{100 * statistics.fmean(vec8):.2f} +- {100 * statistics.stdev(vec8):.2f} (2)")
+    assert table in capsys.readouterr().out
+    import ssavae.runs
+
+    def no_training(*a, **k):
+        raise AssertionError("a finished run was trained again")
+
+    monkeypatch.setattr(ssavae.runs, "train", no_training)
+    assert cli.main(["run", str(path), "--out", str(out)]) == 0  # everything finished: only the table
+
+
+def test_a_bad_experiment_is_refused_before_anything_trains(tmp_path):
+    with pytest.raises(ConfigError, match="did you mean"):
+        load_experiment(write(tmp_path, seed=[0]))
+    with pytest.raises(ConfigError, match="non-empty list"):
+        load_experiment(write(tmp_path, grid={"data.labels_per_class": 4}))
+    with pytest.raises(ConfigError, match="unknown key.*latent_dimm"):
+        load_experiment(write(tmp_path, grid={"model.latent_dimm": [2]}))
+    assert not list(tmp_path.glob("**/summary.json"))
+
+
+def test_the_docs_experiment_files_are_valid():
+    from pathlib import Path
+
+    files = sorted((Path(__file__).parents[1] / "experiments").glob("*.yaml"))
+    assert files
+    for f in files:
+        assert load_experiment(f).cells()
