@@ -50,7 +50,7 @@ def test_labeled_and_unlabeled_pairs_read_each_image_once(no_noise):
 def test_batch_loss_is_the_mean_bound_plus_alpha_times_ce(no_noise, monkeypatch):
     """The step's loss: mean of L over the labeled examples and U over the unlabeled ones, plus
     alpha * CE on the (augmented) labeled images; unlabeled images change it only through U."""
-    monkeypatch.setattr("ssavae.models.base.augment", lambda x, kind: x)
+    monkeypatch.setattr("ssavae.models.semisup.augment", lambda x, kind: x)
     model = tiny_model("m2", alpha=3.0)
     x, y = data(8)
     y = torch.where(torch.arange(8) < 3, y, -1)  # 3 labeled rows, 5 unlabeled
@@ -133,7 +133,7 @@ def test_m2_gan_splits_the_bound_from_the_decoders_adversarial_update():
 def test_consistency_adds_the_pseudo_label_term_of_the_unlabeled_images(no_noise, monkeypatch):
     """consistency_weight w adds w * CE(strong view, argmax of the clean view) over the
     unlabeled images; threshold 0 takes every pseudo-label."""
-    monkeypatch.setattr("ssavae.models.base.augment", lambda x, kind: x)
+    monkeypatch.setattr("ssavae.models.semisup.augment", lambda x, kind: x)
     monkeypatch.setattr("ssavae.models.m2.strong", lambda x, kind, unit: x.flip(-1))
     x, _ = data(8, labeled=False)
     x_lab, y_lab = data(4, seed=1)

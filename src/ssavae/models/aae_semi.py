@@ -42,7 +42,8 @@ from ..data.augment import strong
 from ..nets import Categorical, CategoricalStyle, Decoder, StandardNormal, Trunk, Upsample
 from ..registry import register
 from .aae import AAECore, code_critic
-from .base import Batch, SemiSupervisedConfig, Step, StepOutput
+from .base import Batch, Step, StepOutput
+from .semisup import SemiSupervised, SemiSupervisedConfig
 from ..fields import opt
 
 
@@ -77,7 +78,7 @@ class SemiAAEConfig(SemiSupervisedConfig):
 
 
 @register("aae_semi")
-class SemiAAE(AAECore):
+class SemiAAE(SemiSupervised, AAECore):
     """Semi-supervised AAE: a categorical y head (the classifier) and a style z head."""
 
     tiny = {"model": {"disc_hidden": [32], "latent_dim": 4}, "data": {"labels_per_class": 8}}

@@ -37,11 +37,9 @@ import torch.nn.functional as F
 
 from .. import losses
 from ..data import DataInfo
-from ..data.augment import Augment, augment, mixup
 from ..errors import CapabilityError
 from ..nets import FittedGaussian, NetSpec, Prior, StandardNormal, Upsample
 from .contract import Batch, Phase, Step, StepOutput, check_schedules, schedule_factor  # noqa: F401  (re-exported)
-from .propagation import EMAWeights, GraphLabels, features_in_batches
 from ..fields import opt
 
 
@@ -85,28 +83,6 @@ class ModelConfig:
         check_schedules(self)
 
 
-@dataclass
-class SemiSupervisedConfig(ModelConfig):
-    """Fields of the families that learn a classifier from few labels and many unlabeled
-    examples (``ssavae``, ``m2``, ``aae_semi``): how the unlabeled ones teach it."""
-
-    augment: Augment = opt("shift", "view of the labeled images in the classification term")
-    consistency_weight: float = opt(1.0, "CE of a strong view of the unlabeled images against the classifier's "
-                                         "confident pseudo-labels (FixMatch's consistency; docs/semisup.md)", ge=0)
-    consistency_threshold: float = opt(0.95, "confidence a pseudo-label needs (FixMatch's tau)", ge=0, le=1)
-    graph_weight: float = opt(0.0, "CE of the unlabeled images against labels propagated over a k-NN graph of the "
-                                   "training set's codes, weighted by certainty and class balance (Iscen et al. 2019; "
-                                   "propagation.py)", ge=0)
-    graph_k: int = opt(20, "neighbours per example in the graph", ge=1)
-    graph_alpha: float = opt(0.99, "diffusion: (I - alpha W_n) Z = Y", gt=0, lt=1)
-    graph_start: int = opt(1, "the first epoch of the classifying phase whose labels it propagates", ge=0)
-    graph_inputs: bool = opt(False, "the input vectors join the codes in the graph (tables)")
-    mixup: float = opt(0.0, "mixup of the labeled view (Beta(mixup, mixup) blends of labeled rows and of their one-hot "
-                            "labels); 0: off", ge=0)
-    ema: float = opt(0.0, "decay of an exponential moving average of the classifier's weights (mean teacher): it gives "
-                          "the consistency term's pseudo-labels, and the classifier ends its phase with the averaged "
-                          "weights; 0: off", ge=0, lt=1)
-
 # ---------------------------------------------------------------------------- the base class
 
 
@@ -131,11 +107,6 @@ class GenerativeModel(nn.Module):
     # settings (over the test suite's small MLPs on synthetic data) that train the family in
     # seconds: every registry-wide test (contract, gradients, resume, CLI) runs each family with them
     tiny: ClassVar[dict] = {}
-    # the phase that trains the classifier from few labels; with model.graph_weight > 0 the
-    # labels are propagated over the code graph at the start of its epochs (graph_term)
-    graph_phase: ClassVar[Optional[str]] = None
-    # the groups that classify (their weights' moving average is the teacher, model.ema)
-    teacher_groups: ClassVar[tuple[str, ...]] = ()
 
     _REQUIRES = {"has_classifier": ("_predict_proba",),
                  "has_latent_classifier": ("_predict_proba_latent",),
@@ -170,9 +141,6 @@ class GenerativeModel(nn.Module):
             FittedGaussian(cfg.latent_dim, info.num_classes if cfg.sampler == "class-gaussian" else 1)
         # a buffer tells the model's device without a parameter lookup
         self.register_buffer("_device_probe", torch.zeros(()), persistent=False)
-        self.graph = GraphLabels(cfg.graph_k, cfg.graph_alpha) \
-            if self.graph_phase and getattr(cfg, "graph_weight", 0) > 0 else None
-        self.teacher: Optional[EMAWeights] = None  # built by check_parts_used (model.ema)
 
     def build_part(self, name: str, default: Callable[[], nn.Module]) -> nn.Module:
         """The user's module for part ``name`` if one was passed in ``parts``, else ``default()``.
@@ -180,19 +148,14 @@ class GenerativeModel(nn.Module):
         return self._parts.pop(name) if name in self._parts else default()
 
     def check_parts_used(self) -> None:
-        """Families call this at the end of ``__init__``: a misspelled part name is an error;
-        then what reads the finished parts is built (the mean teacher, ``model.ema``)."""
+        """Families call this at the end of ``__init__``: a misspelled part name is an error
+        (and what reads the finished parts is built then: ``semisup.SemiSupervised``)."""
         if self._parts:
             raise ValueError(f"{type(self).__name__} has no part(s) {sorted(self._parts)}; "
                              f"its parts are {sorted(self.groups())}")
-        if self.teacher_groups and getattr(self.cfg, "ema", 0) > 0 and self.has_classifier:
-            self.teacher = EMAWeights({g: self.groups()[g] for g in self.teacher_groups}, self.cfg.ema)
 
     def after_update(self, step: Step) -> None:
-        """Called after each optimizer update of ``step``: the mean teacher follows the
-        classifier's groups."""
-        if self.teacher is not None and set(step.groups) & set(self.teacher_groups):
-            self.teacher.update()
+        """Called after each optimizer update of ``step`` (the mean teacher follows it)."""
 
     # ------------------------------------------------------------------ the training contract
     def groups(self) -> dict[str, nn.Module]:
@@ -205,59 +168,20 @@ class GenerativeModel(nn.Module):
         raise NotImplementedError
 
     def on_phase_start(self, phase: str) -> None:
-        """Called once when a phase begins (not when a run resumes inside it). By default the
-        mean teacher starts at the weights ``graph_phase`` begins with."""
-        if phase == self.graph_phase and self.teacher is not None:
-            self.teacher.reset()
+        """Called once when a phase begins (not when a run resumes inside it)."""
 
     def on_phase_end(self, phase: str, data: Callable[[], Iterator[tuple[torch.Tensor, torch.Tensor]]]) -> None:
         """Called once when a phase completes, before its checkpoint; ``data()`` is one ordered
-        pass over every training example (the same on every process). By default the classifier
-        takes the mean teacher's weights after ``graph_phase``, and an ex-post sampler
-        (``model.sampler``) is fitted after the phase ``fit_prior_after``."""
-        if phase == self.graph_phase and self.teacher is not None:
-            self.teacher.copy_to()
+        pass over every training example (the same on every process). By default an ex-post
+        sampler (``model.sampler``) is fitted after the phase ``fit_prior_after``."""
         if phase == self.fit_prior_after and isinstance(self.prior, FittedGaussian):
             self.fit_prior(data())
 
     def on_epoch_start(self, phase: str, epoch: int,
                        data: Callable[[], Iterator[tuple[torch.Tensor, torch.Tensor]]]) -> dict:
         """Called when an epoch begins (not when a run resumes inside it), with ``data`` as in
-        ``on_phase_end``; returns what to log. By default it refreshes the propagated labels
-        (``model.graph_weight``) in the epochs of ``graph_phase`` from ``model.graph_start`` on."""
-        if self.graph is None or phase != self.graph_phase or epoch < self.cfg.graph_start:
-            return {}
-        was_training = self.training
-        self.eval()
-        with torch.no_grad():
-            feats, y = features_in_batches(self.graph_features, data(), self.cfg.graph_inputs)
-        self.train(was_training)
-        return self.graph.refresh(feats, y, self.num_classes)
-
-    def labeled_view(self, x_lab: torch.Tensor, y_lab: torch.Tensor
-                     ) -> tuple[torch.Tensor, Callable[[torch.Tensor], torch.Tensor]]:
-        """The labeled rows' training view (``model.augment``, then ``model.mixup``) and the
-        per-example CE (B,) of its logits against the labels (blended with mixup)."""
-        x = augment(x_lab, self.cfg.augment)
-        if not self.cfg.mixup or len(x) < 2:
-            return x, lambda logits: F.cross_entropy(logits, y_lab, reduction="none")
-        x, partner, lam = mixup(x, self.cfg.mixup)
-        return x, lambda logits: losses.mixed_cross_entropy(logits, y_lab, y_lab[partner], lam.to(logits.dtype))
-
-    def graph_features(self, x: torch.Tensor) -> torch.Tensor:
-        """What the propagation's graph compares (B, D): by default the code."""
-        return self._encode(x, None)
-
-    def graph_term(self, logits: torch.Tensor, batch: Batch,
-                   rows: Optional[torch.Tensor] = None) -> tuple[torch.Tensor, dict]:
-        """``graph_weight`` times the certainty- and balance-weighted CE of ``logits`` against
-        the propagated labels (propagation.py), and its log; zero and no log before the first
-        refresh or without ``model.graph_weight``. ``logits``: (B, K) of the mixed batch, or of
-        its rows selected by the mask ``rows`` (B,)."""
-        if self.graph is None or not self.graph.ready or batch.index is None:
-            return logits.new_zeros(()), {}
-        term = self.graph.loss(logits, batch.index if rows is None else batch.index[rows.to(batch.index.device)])
-        return self.weight("graph_weight", batch) * term, {"graph": term.detach()}
+        ``on_phase_end``; returns what to log."""
+        return {}
 
     @torch.no_grad()
     def fit_prior(self, batches: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> None:
@@ -279,18 +203,6 @@ class GenerativeModel(nn.Module):
             codes, labels = codes[keep], labels[keep]
         self.prior.fit(codes, labels)
         self.train(was_training)
-
-    def consistency_term(self, strong_logits: torch.Tensor, target: torch.Tensor,
-                         batch: Batch) -> tuple[torch.Tensor, dict]:
-        """Pseudo-label consistency (FixMatch; the semi-supervised families' ``consistency_weight``
-        and ``consistency_threshold``): the weighted mean CE of a strong view's logits (n, K)
-        against the confident argmax of the clean view's probabilities ``target`` (n, K, no
-        gradient), and its logs (the term, the fraction of confident pseudo-labels)."""
-        tau = self.cfg.consistency_threshold
-        cons = losses.pseudo_label_ce(strong_logits, target, tau).mean()
-        confident = (target.detach().max(-1).values >= tau).float().mean()
-        return self.weight("consistency_weight", batch) * cons, {"consistency": cons.detach(),
-                                                                 "confident": confident}
 
     def weight(self, name: str, batch: Batch) -> float:
         """The config's loss weight ``name`` at this batch, with its schedule if one is set."""

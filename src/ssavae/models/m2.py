@@ -40,7 +40,8 @@ from ..data.augment import strong
 from ..nets import Classifier, Decoder, GaussianEncoder, Trunk, Upsample
 from ..registry import register
 from .adversarial import ClassCritic
-from .base import Batch, GenerativeModel, Phase, SemiSupervisedConfig, Step, StepOutput
+from .base import Batch, Phase, Step, StepOutput
+from .semisup import SemiSupervised, SemiSupervisedConfig
 from .vae import importance_weighted
 from ..fields import opt
 
@@ -73,7 +74,7 @@ class CodeClassifier(torch.nn.Module):
 
 
 @register("m2")
-class M2(GenerativeModel):
+class M2(SemiSupervised):
     """Semi-supervised VAE M2: classifier q(y|x), encoder q(z|x,y), decoder p(x|y,z)."""
 
     tiny = {"model": {"latent_dim": 4}, "data": {"labels_per_class": 8}}

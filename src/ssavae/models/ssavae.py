@@ -39,7 +39,8 @@ from ..data.augment import strong
 from ..nets import Classifier, Decoder, Discriminator, GaussianEncoder, Upsample
 from ..registry import register
 from .adversarial import critic_pass, fakes_for_critic, hand_fakes
-from .base import Batch, GenerativeModel, Phase, SemiSupervisedConfig, Step, StepOutput
+from .base import Batch, Phase, Step, StepOutput
+from .semisup import SemiSupervised, SemiSupervisedConfig
 from ..fields import opt
 
 
@@ -96,7 +97,7 @@ class SSAVAEConfig(SemiSupervisedConfig):
 
 
 @register("ssavae")
-class SSAVAE(GenerativeModel):
+class SSAVAE(SemiSupervised):
     """Semi-Supervised Adversarial VAE (Zemouri 2020): VEC, then an adversarial decoder."""
 
     tiny = {"data": {"labels_per_class": 8}}
