@@ -93,7 +93,7 @@ def main():
         model_fields[key.removeprefix("model.")] = yaml.safe_load(value)
     raw = {"model": {"name": args.family, **model_fields},
            "data": {"name": ds.name, "labels_per_class": 100},
-           "train": {"epochs": 1000, "batch_size": args.batch_size, "max_steps": args.steps,
+           "train": {"epochs": 1000, "batch_size": args.batch_size, "max_steps": args.steps, "precision": "32-true",
                      "progress": False, "log_every": 50, "checkpoint_every": 10**9,
                      "sample_every": 0}}
     cfg = build_run_config(raw)

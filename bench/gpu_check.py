@@ -7,8 +7,9 @@ a GPU it says so and exits 0.
         [--cpu-steps 20] [--data fashion-mnist] [--accelerator cuda]
 
 ``--accelerator cpu --steps 4 --cpu-steps 2`` runs the same code on the CPU (a dry run of the
-script itself). Each step is one batch of 128 (every update step of the family on it). Runs use
-``train.checkpoints false`` except the resume check; nothing here writes outside ``--out``.
+script itself). Each step is one batch of 128 (every update step of the family on it). The speed runs
+train in memory (``runs.fit`` with only a metrics log), the resume check in run directories;
+nothing here writes outside ``--out``.
 """
 from __future__ import annotations
 
