@@ -27,7 +27,7 @@ from ssavae.data import to_float
 from ssavae.eval.completion import nearest_code_completion, pool_images
 from ssavae.eval.evaluator import get_evaluator
 from ssavae.eval.figures import save_grid
-from ssavae.eval.summary import completion_rows
+from ssavae.eval.run_figures import completion_rows
 from ssavae.runs import load_model, prepare_data
 
 out = Path(sys.argv[1])

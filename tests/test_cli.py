@@ -159,7 +159,7 @@ def test_sweep_writes_table_and_figure_and_resumes(tmp_path, monkeypatch):
     assert [(c["beta"], c["gamma"]) for c in table["cells"]] == [(0, 0), (0.1, 0), (0, 0.1), (0.1, 0.1)]
     for c in table["cells"]:
         assert 0 <= c["reconstruction.class_consistency"] <= 1 and c["reconstruction.pixel_mse"] >= 0
-        assert c["feature_error"] >= 0 and c["generation.frechet_distance"] >= 0
+        assert c["reconstruction.encoder_feature_error"] >= 0 and c["generation.frechet_distance"] >= 0
     md = (out / "sweep.md").read_text()
     assert (out / "figure9.png").exists() and "| beta |" in md and "peaks / real" in md
     assert md.count("\n| 0.1 |") == 2 and " - |" not in md  # every cell, every column filled

@@ -90,7 +90,7 @@ def test_canvas_steps_end_with_the_sample_and_the_run_writes_the_figures(tmp_pat
     assert torch.allclose(steps[-1], model.sample(5, generator=torch.Generator().manual_seed(3)))
     assert not torch.allclose(steps[0], steps[-1])
     from ssavae.data.synthetic import make_synthetic
-    from ssavae.eval.summary import canvas_figures
+    from ssavae.eval.run_figures import canvas_figures
     from PIL import Image
 
     paths = canvas_figures(model, make_synthetic(16, 8), tmp_path)

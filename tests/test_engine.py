@@ -382,7 +382,7 @@ from conftest import tiny_raw
 from ssavae.config import build_run_config
 from ssavae.engine import make_fabric
 from ssavae.eval.infer import Shards, over_batches
-from ssavae.eval.summary import summarize
+from ssavae.eval.registry import summarize
 from ssavae.runs import build_model, prepare_data
 cfg = build_run_config(tiny_raw("ssavae", train={{"devices": 2, "accelerator": "cpu", "strategy": "ddp"}}))
 fabric = make_fabric(cfg.train)

@@ -10,7 +10,7 @@ from ssavae.data.synthetic import make_synthetic
 from ssavae.eval.evaluator import get_evaluator
 from ssavae.eval.figures import image_grid
 from ssavae.eval.metrics import accuracy, pixel_mse, sharpness
-from ssavae.eval.summary import project_2d
+from ssavae.eval.run_figures import project_2d
 from ssavae.models import list_models
 
 
@@ -145,7 +145,7 @@ def test_evaluate_run_writes_every_applicable_metric(tmp_path, monkeypatch, fami
 def test_interpolations_start_and_end_at_the_endpoints_codes():
     from ssavae.config import build_run_config
     from ssavae.runs import build_model
-    from ssavae.eval.summary import interpolations
+    from ssavae.eval.run_figures import interpolations
 
     from conftest import tiny_raw
 
@@ -187,3 +187,33 @@ def test_high_frequency_power_flags_checkerboards_and_blur():
     assert (tex > 3 * real).all() and (blur < real).all()
     assert torch.allclose(high_frequency_power(checker[None, None].float()), torch.ones(1))
     assert torch.allclose(high_frequency_power(torch.full((2, 1, 8, 8), 0.4)), torch.zeros(2))
+
+
+def test_the_encoder_feature_error_is_ssavae_step_2_reconstruction_loss_on_test_images():
+    """The registry's reconstruction.encoder_feature_error (the sweep's "feature error") equals
+    the decoder step's own L_rec computed by hand over the test images; families without frozen
+    feature layers do not get it."""
+    import torch
+
+    from ssavae import losses
+    from ssavae.config import build_run_config
+    from ssavae.data import to_float
+    from ssavae.eval.registry import Context, METRICS
+    from ssavae.runs import build_model, prepare_data
+
+    from conftest import family_raw
+
+    cfg = build_run_config(family_raw("ssavae"))
+    ds, _ = prepare_data(cfg)
+    model = build_model(cfg, ds).eval()
+    ctx = Context(model, ds)
+    metric = METRICS["reconstruction.encoder_feature_error"]
+    assert metric.applies(ctx)
+    with torch.no_grad():
+        x = to_float(ds.x_test)
+        fx, fr = model.enc(x, return_features=True)[2], model.enc(model.reconstruct(x), return_features=True)[2]
+        by_hand = losses.feature_distance([fx[j] for j in model.feature_layers], [fr[j] for j in model.feature_layers],
+                                          model.cfg.feature_weights, model.cfg.feature_reduction).mean()
+    assert abs(metric.fn(ctx) - float(by_hand)) < 1e-4 * max(1.0, float(by_hand))
+    vae_cfg = build_run_config(family_raw("vae"))
+    assert not metric.applies(Context(build_model(vae_cfg, ds), ds))

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from ssavae.errors import CapabilityError
-from ssavae.eval.summary import style_transfer
+from ssavae.eval.run_figures import style_transfer
 from ssavae.models import Batch
 
 from test_models import _overfit, data, tiny_model

@@ -238,7 +238,7 @@ def _print_result(result) -> None:
 
 def cmd_complete(args, overrides) -> int:
     from .eval.figures import save_grid
-    from .eval.summary import completion_rows
+    from .eval.run_figures import completion_rows
     from .runs import load_model, prepare_data
 
     model, cfg = load_model(args.run_dir)
@@ -343,7 +343,7 @@ def cmd_evaluate(args, overrides) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from .eval.evaluate import flatten
+    from .eval.registry import flatten
     from .eval.report import write_report
     from .runs import evaluate_run
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from . import config as config_mod
-from .eval.evaluate import flatten, table_columns
+from .eval.registry import flatten, table_columns
 from .eval.infer import labels_for
 from .fileio import atomic_path
 from .runlog import read_metrics

@@ -24,7 +24,8 @@ from .errors import CheckpointError, ConfigError
 from .eval.figures import epoch_figures
 from .eval.report import write_report
 from .eval.infer import Shards
-from .eval.summary import final_figures, summarize
+from .eval.registry import summarize
+from .eval.run_figures import final_figures
 from .models import GenerativeModel, get_model_class
 from .rundir import RunDir
 
@@ -329,7 +330,7 @@ def train(cfg: RunConfig, run_dir: str | Path, resume: bool = False,
 def evaluate_run(run_dir: str | Path, n: int = 5000, iw_samples: int = 1000,
                  evaluator_epochs: Optional[int] = None, device: Optional[str] = None) -> dict:
     """``ssavae evaluate RUN_DIR``: every metric that applies -> RUN_DIR/eval/metrics.json."""
-    from .eval.evaluate import evaluate_model
+    from .eval.registry import evaluate_model
     from .eval.evaluator import EPOCHS, get_evaluator
 
     rd = RunDir(run_dir)

@@ -20,12 +20,10 @@ from pathlib import Path
 import torch
 
 from . import config as config_mod
-from . import losses
 from .errors import TrainingError
 from .data import to_float
 from .eval.evaluator import get_evaluator
-from .eval.infer import batches
-from .eval.evaluate import evaluate_model, flatten
+from .eval.registry import evaluate_model, flatten
 from .rundir import RunDir
 from .runs import load_model, prepare_data, train_or_resume
 
@@ -39,8 +37,8 @@ def cell_name(beta: float, gamma: float) -> str:
     return f"beta={beta:g},gamma={gamma:g}"
 
 
-# the table's columns: metrics.json key, header (every one but the feature error from evaluate)
-COLUMNS = [("reconstruction.pixel_mse", "pixel MSE"), ("feature_error", "feature error"),
+# the table's columns: the metric registry's key, header
+COLUMNS = [("reconstruction.pixel_mse", "pixel MSE"), ("reconstruction.encoder_feature_error", "feature error"),
            ("reconstruction.class_consistency", "class kept"),
            ("reconstruction.sharpness_vs_real", "sharpness / real"),
            ("reconstruction.texture_vs_real", "texture / real"),
@@ -51,17 +49,9 @@ COLUMNS = [("reconstruction.pixel_mse", "pixel MSE"), ("feature_error", "feature
 
 @torch.no_grad()
 def score_cell(model, ds, evaluator, n: int = N_EVAL) -> dict:
-    """The evaluation layer's metrics on ``n`` test images (flat keys), plus the frozen
-    encoder's feature error of the reconstructions (step 2's own L_rec, default reduction)."""
-    scores = flatten(evaluate_model(model, ds, evaluator, n=n))
-    feat = []
-    for xb in batches(ds.x_test[:n], model.device):
-        fx = model.enc(xb, return_features=True)[2]
-        fr = model.enc(model.reconstruct(xb), return_features=True)[2]
-        idx = model.feature_layers
-        feat.append(losses.feature_distance([fx[j] for j in idx], [fr[j] for j in idx]).cpu())
-    scores["feature_error"] = float(torch.cat(feat).mean())
-    return scores
+    """The evaluation layer's metrics on ``n`` test images (flat keys); the registry's
+    ``reconstruction.encoder_feature_error`` is step 2's own L_rec."""
+    return flatten(evaluate_model(model, ds, evaluator, n=n))
 
 
 def run_sweep(raw: dict, out: str | Path, betas: list[float], gammas: list[float]) -> Path:

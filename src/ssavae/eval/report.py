@@ -37,7 +37,7 @@ def write_report(run_dir: str | Path | RunDir) -> Path:
         parts.append("</table>")
     evaluation = rd.read_json(rd.evaluation)
     if evaluation is not None:
-        from .evaluate import flatten
+        from .registry import flatten
 
         metrics = flatten(evaluation)
         parts.append("<h2>Evaluation (ssavae evaluate)</h2><table id='evaluation'>"

@@ -1,8 +1,8 @@
-"""The numbers and figures every run ends with, through the public inference API only."""
+"""The figures every run ends with (and ``ssavae sample``/``complete`` draw), through the public
+inference API only; the numbers are ``registry.summarize``'s."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 import torch
@@ -11,19 +11,7 @@ from ..data import Dataset, to_float
 from ..rundir import RunDir
 from ..runlog import read_metrics
 from . import figures as fig
-from .evaluate import Context, compute_metrics
-from .infer import Shards, encode_all
-
-
-@torch.no_grad()
-def summarize(model, ds: Dataset, progress: dict, shards: Optional[Shards] = None) -> dict:
-    """The run's summary.json: every registered metric marked ``summary`` (cheap, no evaluator),
-    on the whole test set; with ``shards`` every process of a distributed run calls it, computes
-    its block of the test set and gets the same result."""
-    out: dict = {"model": model.name, "dataset": ds.name, "steps": progress.get("global_step"),
-                 "n_test": int(len(ds.y_test))}
-    out.update(compute_metrics(Context(model, ds, shards=shards), summary_only=True))
-    return out
+from .infer import encode_all
 
 
 def project_2d(codes: np.ndarray) -> tuple[np.ndarray, tuple[str, str]]:

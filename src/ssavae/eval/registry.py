@@ -232,6 +232,23 @@ def _feature_error(c):
     return float((c.real_features - c.features(c.recon)).pow(2).mean(1).mean())
 
 
+@metric("reconstruction.encoder_feature_error", "", lambda c: hasattr(c.model, "feature_layers"))
+def _encoder_feature_error(c):
+    """SSAVAE's step-2 reconstruction loss itself: the distance between the frozen encoder's
+    chosen hidden layers on a test image and on its reconstruction (``losses.feature_distance``
+    with the model's layers, weights and reduction), averaged over the test images."""
+    from .. import losses
+
+    m = c.model
+
+    def per_batch(xb, yb):
+        fx, fr = m.enc(xb, return_features=True)[2], m.enc(m.reconstruct(xb), return_features=True)[2]
+        return losses.feature_distance([fx[j] for j in m.feature_layers], [fr[j] for j in m.feature_layers],
+                                       m.cfg.feature_weights, m.cfg.feature_reduction)
+
+    return float(c.over_test(per_batch).mean())
+
+
 @metric("reconstruction.class_consistency", "recon class kept", _generative, evaluator=True)
 def _class_consistency(c):
     pred = torch.cat([c.evaluator.predict(b) for b in c.recon.split(500)])
@@ -424,3 +441,14 @@ def flatten(result: dict) -> dict[str, float]:
 def table_columns() -> list[tuple[str, str]]:
     """(metric key, header) of every metric shown in comparison tables."""
     return [(m.key, m.label) for m in METRICS.values() if m.label]
+
+
+@torch.no_grad()
+def summarize(model, ds: Dataset, progress: dict, shards: Optional[Shards] = None) -> dict:
+    """The run's summary.json: every registered metric marked ``summary`` (cheap, no evaluator),
+    on the whole test set; with ``shards`` every process of a distributed run calls it, computes
+    its block of the test set and gets the same result."""
+    out: dict = {"model": model.name, "dataset": ds.name, "steps": progress.get("global_step"),
+                 "n_test": int(len(ds.y_test))}
+    out.update(compute_metrics(Context(model, ds, shards=shards), summary_only=True))
+    return out
