@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The adversarial autoencoders of METHODS.md section 6 on Fashion-MNIST (TEST set):
+# The adversarial autoencoders of docs/methods.md, section 6 on Fashion-MNIST (TEST set):
 #   1. aae_semi, 100 labels per class, split seed 0, one run per seed: test accuracy, beside the
 #      supervised-only classifier of experiments/few-labels.yaml (same split, same augmentation, same epochs)
 #   2. aae_cluster with 16 and 30 clusters, no labels, one run per seed: clustering accuracy by the

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The hybrids of METHODS.md sections 3-5 on Fashion-MNIST (TEST set), seed 0, all labels:
+# The hybrids of docs/methods.md, sections 3-5 on Fashion-MNIST (TEST set), seed 0, all labels:
 #   1. cvae: the evaluator's accuracy on samples asked for class k, and the style-transfer figure
 #   2. cvae_completion (bottom half from the top half) against a VAE that decodes the nearest
 #      code (the VAE trained on the same budget), error on the missing half, class kept, figure

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# M2 and DRAW (METHODS.md sections 7-8) on Fashion-MNIST (TEST set):
+# M2 and DRAW (docs/methods.md, sections 7-8) on Fashion-MNIST (TEST set):
 #   1. m2, 100 labels per class (split seed 0), one run per seed: test accuracy, beside the
 #      supervised-only classifier on the same split, augmentation, epochs and seeds
 #   2. draw against vae on the same wall-clock budget and likelihood (trained side by side, one

@@ -52,6 +52,26 @@ def test_an_experiment_file_trains_each_cell_and_seed_once_and_tabulates_them(tm
     assert cli.main(["run", str(path), "--out", str(out)]) == 0  # everything finished: only the table
 
 
+def test_an_experiment_can_evaluate_each_run_and_tabulate_the_evaluation(tmp_path, monkeypatch):
+    """``evaluate: N``: each run is evaluated once (eval/metrics.json) and its numbers join the
+    summary's; a second run of the file evaluates nothing again."""
+    from ssavae import experiment
+
+    path = write(tmp_path, variants={"vae": {"model": {"name": "vae"}}}, grid={}, seeds=[0], evaluate=32,
+                 metrics=["reconstruction.pixel_mse", "generation.frechet_distance"])
+    out = experiment.run_experiment(path, tmp_path / "out")
+    row = json.loads((out / "results.json").read_text())["rows"][0]
+    assert row["cell"] == {"variant": "vae"} and row["generation.frechet_distance"] >= 0  # from the evaluation
+    assert (out / "variant=vae" / "seed0" / "eval" / "metrics.json").exists()
+    assert "n/a" not in (out / "results.md").read_text()
+
+    def no_evaluation(*a, **k):
+        raise AssertionError("an evaluated run was evaluated again")
+
+    monkeypatch.setattr(experiment, "evaluate_run", no_evaluation)
+    experiment.run_experiment(path, out)
+
+
 def test_a_bad_experiment_is_refused_before_anything_trains(tmp_path):
     with pytest.raises(ConfigError, match="did you mean"):
         load_experiment(write(tmp_path, seed=[0]))

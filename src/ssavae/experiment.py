@@ -14,10 +14,12 @@ directory per cell and seed and writes the table the docs show::
     grid:                                  # every combination of these fields' values (optional)
       data.labels_per_class: [100, 10]
     seeds: [0, 1, 2]                       # each cell once per seed (the run's ``seed``)
-    metrics: [classification.accuracy]     # summary.json numbers, as mean +- std over the seeds
+    metrics: [classification.accuracy]     # numbers of summary.json (or of ``ssavae evaluate``)
+    evaluate: 0                            # > 0: ``ssavae evaluate --n N`` after each run (optional)
 
 Layout: ``OUT/<cell>/seed<k>/`` (run directories), ``OUT/results.json`` (every number of every
-run), ``OUT/results.md`` (the table). Running it again trains only what is missing.
+run), ``OUT/results.md`` (the table, mean +- std over the seeds). Running it again trains and
+evaluates only what is missing.
 """
 from __future__ import annotations
 
@@ -32,7 +34,8 @@ from . import config as config_mod
 from .errors import ConfigError
 from .fileio import atomic_path
 from .rundir import RunDir
-from .runs import train_or_resume
+from .eval.registry import flatten
+from .runs import evaluate_run, train_or_resume
 
 
 @dataclass
@@ -44,6 +47,7 @@ class Experiment:
     seeds: list[int] = field(default_factory=lambda: [0])
     metrics: list[str] = field(default_factory=lambda: ["classification.accuracy"])
     description: str = ""
+    evaluate: int = 0  # > 0: every run is also evaluated on that many test images (eval/metrics.json)
 
     def cells(self) -> list[dict]:
         """Each cell as {"variant": name (if any), dotted field: value, ...}, variants outermost."""
@@ -90,7 +94,10 @@ def run_experiment(path: str | Path, out: str | Path) -> Path:
         for seed in exp.seeds:
             rd = RunDir(out / cell_name(cell) / f"seed{seed}")
             train_or_resume(config_mod.build_run_config(exp.config(cell, seed)), rd)
-            rows.append({"cell": cell, "seed": seed, **(rd.read_json(rd.summary) or {})})
+            if exp.evaluate and not rd.read_json(rd.evaluation):
+                evaluate_run(rd, n=exp.evaluate)
+            numbers = {**(rd.read_json(rd.summary) or {}), **flatten(rd.read_json(rd.evaluation) or {})}
+            rows.append({"cell": cell, "seed": seed, **numbers})
     with atomic_path(out / "results.json") as tmp:
         tmp.write_text(json.dumps({"experiment": exp.name, "rows": rows}, indent=2))
     with atomic_path(out / "results.md") as tmp:
