@@ -3,6 +3,7 @@ the Lightning Fabric (devices, strategy, precision) and the optimizers the engin
 from __future__ import annotations
 
 import os
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Optional
 
@@ -123,3 +124,25 @@ class StepForward(torch.nn.Module):
         return self.out.loss
 
 
+def step_output(step, batch, fabric, precision: str, replicated=None):
+    """The step's ``StepOutput`` on the batch: through the DDP-wrapped ``StepForward`` when there
+    are several processes (its forward arms the gradient reducer), under autocast in a mixed
+    precision."""
+    if replicated is not None:
+        replicated.module.pending = (step, batch)
+        replicated()
+        return replicated.module.out
+    with fabric.autocast() if precision != "32-true" else nullcontext():
+        return step.loss(batch)
+
+
+def means_across(fabric, running: dict) -> dict:
+    """Each logged value's mean over its batches (``running``: key -> list of scalars), averaged
+    across the processes of a distributed run; rounded for the log."""
+    out = {}
+    for k, vals in running.items():
+        v = torch.stack([torch.as_tensor(x, dtype=torch.float32) for x in vals]).mean()
+        if fabric.world_size > 1:
+            v = fabric.all_reduce(v.to(fabric.device), reduce_op="mean")
+        out[k] = round(float(v), 6)
+    return out

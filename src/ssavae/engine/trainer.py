@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import time
-from contextlib import nullcontext
 from typing import Optional, Sequence
 
 import torch
@@ -23,7 +22,7 @@ from ..config import TrainConfig
 from ..errors import TrainingError
 from ..models.contract import Batch, Phase, Step, check_contract, check_data
 from .callbacks import Callback, from_settings
-from .device import StepForward, make_fabric, make_optimizers, place, resolve_precision
+from .device import StepForward, make_fabric, make_optimizers, means_across, place, resolve_precision, step_output
 
 log = logging.getLogger(__name__)
 
@@ -210,18 +209,11 @@ class Trainer:
         for p in self._all_params:
             p.requires_grad_(id(p) in trainable)
         optimizer.zero_grad(set_to_none=True)
-        if self._replicated is not None:  # DDP: this forward arms the gradient reducer
-            self._replicated.module.pending = (step, batch)
-            self._replicated()
-            out = self._replicated.module.out
-        else:
-            with fabric.autocast() if self.precision != "32-true" else nullcontext():
-                out = step.loss(batch)
+        out = step_output(step, batch, fabric, self.precision, self._replicated)
         if not torch.isfinite(out.loss):
-            raise TrainingError(
-                f"step {step.name!r} produced a non-finite loss ({out.loss.item()}) at global step "
-                f"{self.progress['global_step']}; lower train.lr, set train.grad_clip, or check "
-                "the data for extreme values")
+            raise TrainingError(f"step {step.name!r} produced a non-finite loss ({out.loss.item()}) at global step "
+                                f"{self.progress['global_step']}; lower train.lr, set train.grad_clip, or check the "
+                                "data for extreme values")
         if self.agree(out.skip):  # the step declined this batch: no backward, no step
             return out.logs
         fabric.backward(out.loss)
@@ -265,11 +257,6 @@ class Trainer:
             groups[g].eval()
 
     def _row(self, running: dict, phase: Phase, epoch: int) -> dict:
-        row = {"step": self.progress["global_step"], "phase": phase.name, "epoch": epoch,
-               "time": round(time.time() - self._start, 3)}
-        for k, vals in running.items():
-            v = torch.stack([torch.as_tensor(x, dtype=torch.float32) for x in vals]).mean()
-            v = self.fabric.all_reduce(v.to(self.fabric.device), reduce_op="mean") \
-                if self.fabric.world_size > 1 else v
-            row[k] = round(float(v), 6)
-        return row
+        """A logged row: the counters, the time, each logged value's mean since the last row."""
+        return {"step": self.progress["global_step"], "phase": phase.name, "epoch": epoch,
+                "time": round(time.time() - self._start, 3), **means_across(self.fabric, running)}
