@@ -40,8 +40,9 @@ def test_an_experiment_file_trains_each_cell_and_seed_once_and_tabulates_them(tm
     assert len(vec8) == 2 and saved["seed"] == 1 and saved["model"]["name"] == "ssavae"
     assert saved["data"]["labels_per_class"] == 8 and saved["model"]["decoder_epochs"] == 0
     table = (out / "results.md").read_text()
-    assert f"| vec | 8 | {mean_std(vec8)} |" in table
-    assert mean_std(vec8).startswith(f"{100 * statistics.fmean(vec8):.2f} +- {100 * statistics.stdev(vec8):.2f} (2)")
+    assert f"| vec | 8 | {mean_std(vec8, percent=True)} |" in table
+    mean, std = 100 * statistics.fmean(vec8), 100 * statistics.stdev(vec8)
+    assert mean_std(vec8, True) == f"{mean:.2f} +- {std:.2f} (2)"
     assert table in capsys.readouterr().out
     import ssavae.runs
 
@@ -63,7 +64,8 @@ def test_an_experiment_can_evaluate_each_run_and_tabulate_the_evaluation(tmp_pat
     row = json.loads((out / "results.json").read_text())["rows"][0]
     assert row["cell"] == {"variant": "vae"} and row["generation.frechet_distance"] >= 0  # from the evaluation
     assert (out / "variant=vae" / "seed0" / "eval" / "metrics.json").exists()
-    assert "n/a" not in (out / "results.md").read_text()
+    table = (out / "results.md").read_text()
+    assert "n/a" not in table and f"| vae | {mean_std([row['reconstruction.pixel_mse']])} |" in table  # not in percent
 
     def no_evaluation(*a, **k):
         raise AssertionError("an evaluated run was evaluated again")

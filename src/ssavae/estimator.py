@@ -67,6 +67,12 @@ AUTO_STEPS, AUTO_EPOCHS = 1500, (30, 100)
 DECODER_STEPS, DECODER_EPOCHS = 450, (10, 30)
 
 
+def unlabeled_rows(y: np.ndarray) -> np.ndarray:
+    """The rows of ``y`` that carry no label: -1 (scikit-learn's convention) or None."""
+    return np.array([v is None or isinstance(v, (int, float, np.integer, np.floating)) and v == -1 for v in y.tolist()],
+                    dtype=bool)
+
+
 def auto_epochs(batches: int, steps: int, bounds: tuple[int, int]) -> int:
     """Epochs of ``batches`` batches that make about ``steps`` updates, clipped to ``bounds``."""
     return int(min(bounds[1], max(bounds[0], -(-steps // max(batches, 1)))))
@@ -344,8 +350,7 @@ class SSAVAEClassifier(ClassifierMixin, TransformerMixin, _Estimator):
         y = column_or_1d(y, warn=True)
         if len(y) != n:
             raise ValueError(f"X has {n} rows but y has {len(y)}")
-        unlabeled = np.array([isinstance(v, (int, float, np.integer, np.floating)) and v == -1 or v is None
-                              for v in y.tolist()])
+        unlabeled = unlabeled_rows(y)
         if not (~unlabeled).any():
             raise ValueError("y holds no labels (every value is -1): a classifier needs some")
         check_classification_targets(y[~unlabeled])
@@ -490,8 +495,7 @@ class SSAVAETransformer(TransformerMixin, _Estimator):
             y = column_or_1d(y)
             if len(y) != len(x):
                 raise ValueError(f"X has {len(x)} rows but y has {len(y)}")
-            known = np.array([not (v is None or isinstance(v, (int, float, np.integer, np.floating)) and v == -1)
-                              for v in y.tolist()])
+            known = ~unlabeled_rows(y)
             if known.any():
                 self.classes_ = classes = np.unique(y[known])
                 codes[known] = np.searchsorted(classes, y[known])

@@ -105,25 +105,30 @@ def run_experiment(path: str | Path, out: str | Path) -> Path:
     return out
 
 
-def mean_std(values: list[float]) -> str:
-    """``84.12 +- 0.31 (3)``: in percent for a fraction, the sample std, the count."""
+def is_percent(metric: str) -> bool:
+    """Accuracies (``classification.accuracy``, ``clustering.accuracy_majority``, ...) are shown in
+    percent; every other number as it is."""
+    return metric.rsplit(".", 1)[-1].startswith("accuracy")
+
+
+def mean_std(values: list[float], percent: bool = False) -> str:
+    """``84.12 +- 0.31 (3)``: the mean, the sample std, the count (times 100 with ``percent``)."""
     vals = [v for v in values if isinstance(v, (int, float)) and math.isfinite(v)]
     if not vals:
         return "n/a"
-    pct = all(0 <= v <= 1 for v in vals)
-    m = statistics.fmean(vals) * (100 if pct else 1)
-    s = (statistics.stdev(vals) if len(vals) > 1 else 0.0) * (100 if pct else 1)
-    return f"{m:.2f} +- {s:.2f} ({len(vals)})"
+    scale, digits = (100, 2) if percent else (1, 4)
+    s = statistics.stdev(vals) if len(vals) > 1 else 0.0
+    return f"{scale * statistics.fmean(vals):.{digits}f} +- {scale * s:.{digits}f} ({len(vals)})"
 
 
 def table(exp: Experiment, rows: list[dict]) -> str:
     """Markdown: one row per cell, one column per metric (mean +- std over the seeds)."""
     head = [*(["variant"] if exp.variants else []), *exp.grid, *exp.metrics]
     lines = [f"{exp.description or exp.name}: seeds {', '.join(map(str, exp.seeds))}; "
-             "fractions in percent, mean +- sample std (runs).", "",
+             "accuracies in percent, mean +- sample std (runs).", "",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for cell in exp.cells():
         mine = [r for r in rows if r["cell"] == cell]
         lines.append("| " + " | ".join([str(v) for v in cell.values()] +
-                                       [mean_std([r.get(m) for r in mine]) for m in exp.metrics]) + " |")
+                                       [mean_std([r.get(m) for r in mine], is_percent(m)) for m in exp.metrics]) + " |")
     return "\n".join(lines) + "\n"
