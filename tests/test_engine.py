@@ -43,12 +43,16 @@ def same(a, b):
 
 
 def test_run_directory_layout_and_determinism(tmp_path):
-    a = run(tmp_path, "a", train={"epochs": 2})
+    a = run(tmp_path, "a", train={"epochs": 2, "sample_every": 1})  # drawing figures changes no weight
     b = run(tmp_path, "b", train={"epochs": 2})
     for f in ("config.yaml", "metrics.jsonl", "summary.json", "checkpoints/last.pt",
               "figures/samples_final.png", "figures/reconstructions_final.png", "figures/latent_map.png",
               "figures/interpolations.png", "figures/training_curves.png", "report.html"):
         assert (a.run_dir / f).exists(), f
+    from ssavae.rundir import RunDir
+    assert [p.name for p in RunDir(a.run_dir).epoch_figures()] == [  # after every epoch of the phase
+        f"{kind}_train_epoch00{e}.png" for kind in ("reconstructions", "samples") for e in (1, 2)]
+    assert not RunDir(b.run_dir).epoch_figures()
     assert same(weights(a.run_dir), weights(b.run_dir))
     rows_a, rows_b = read_metrics(a.run_dir), read_metrics(b.run_dir)
     assert [r["vae/loss"] for r in rows_a] == [r["vae/loss"] for r in rows_b]

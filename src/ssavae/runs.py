@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 import numpy as np
 import torch
@@ -244,10 +244,10 @@ class EpochFigures(Callback):
             epoch_figures(trainer.model, self.ds, self.rd.figures, f"{phase.name}_epoch{epoch + 1:03d}", self.seed)
 
 
-def _fit(cfg: RunConfig, fabric, dataset: Optional[Dataset], parts: Optional[dict], callbacks, resume_from=None,
-         init_from=None, before=None):
-    """Data, model and trainer of one run, inside its process group; ``before(ds, y, model)``
-    runs on rank 0 just before training."""
+def _fit(cfg: RunConfig, fabric, dataset: Optional[Dataset], parts: Optional[dict],
+         callbacks_for: Callable[[Dataset], list], resume_from=None, init_from=None, before=None):
+    """Data, model and trainer of one run, inside its process group; ``callbacks_for(ds)``: the
+    callbacks, given the prepared data; ``before(ds, y, model)`` runs on rank 0 just before training."""
     _check_same_precision(fabric, cfg.train.precision)
     torch.manual_seed(cfg.seed)  # the same initial weights on every process
     ds, y_train = prepare_data(cfg, dataset)
@@ -260,7 +260,7 @@ def _fit(cfg: RunConfig, fabric, dataset: Optional[Dataset], parts: Optional[dic
     if before is not None and fabric.global_rank == 0:
         before(ds, y_train, model)
     loader, labeled = make_streams(cfg, ds, y_train, fabric)
-    trainer = Trainer(cfg.train, fabric, callbacks)
+    trainer = Trainer(cfg.train, fabric, callbacks_for(ds))
     trainer.progress["completed"] = done
     trainer.fit(model, loader, labeled, resume_from=resume_from)
     return model, ds, trainer
@@ -275,7 +275,7 @@ def fit(cfg: RunConfig, dataset: Optional[Dataset] = None, parts: Optional[dict]
     cfg = decide_precision(cfg)
     fabric = fabric if fabric is not None else make_fabric(cfg.train)
     with launched(fabric):
-        model, ds, _ = _fit(cfg, fabric, dataset, parts, callbacks)
+        model, ds, _ = _fit(cfg, fabric, dataset, parts, lambda ds: list(callbacks))
     return RunResult(model, ds, None, {})
 
 
@@ -308,15 +308,16 @@ def train(cfg: RunConfig, run_dir: str | Path, resume: bool = False,
         if resume_from and all(p.name in resume_from["progress"]["completed"] or p.epochs == 0 for p in model.phases()):
             log.warning("%s had already finished every phase: nothing more to train (a finished phase is not "
                         "extended: its schedule has ended); for more epochs, start a new run with them", rd.root)
-        figures.ds = ds
 
     t = cfg.train
-    figures = EpochFigures(None, rd, t.sample_every, cfg.seed)
-    own = [SignalStop(), MetricsLog(rd.metrics, rd.tensorboard if t.tensorboard else None),  # after the trainer's
-           Checkpointer(rd.last, rd.best, cfg.to_dict(), t.checkpoint_every, t.keep_checkpoints,  # own (guard, ...)
-                        t.best_metric, t.best_mode), figures]
+    def callbacks_for(ds: Dataset) -> list[Callback]:  # after the trainer's own (guard, ...)
+        return [SignalStop(), MetricsLog(rd.metrics, rd.tensorboard if t.tensorboard else None),
+                Checkpointer(rd.last, rd.best, cfg.to_dict(), t.checkpoint_every, t.keep_checkpoints,
+                             t.best_metric, t.best_mode),
+                EpochFigures(ds, rd, t.sample_every, cfg.seed), *callbacks]
+
     with launched(fabric):  # the process group, from here to the end of the run
-        model, ds, trainer = _fit(cfg, fabric, dataset, parts, own + list(callbacks), resume_from, init_from, before)
+        model, ds, trainer = _fit(cfg, fabric, dataset, parts, callbacks_for, resume_from, init_from, before)
         summary = summarize(model, ds, trainer.progress, Shards(fabric))  # every rank its block
         summary["evaluated_on"] = cfg.data.evaluate_on
         summary["precision"] = cfg.train.precision

@@ -46,7 +46,7 @@ class StabilityGuard(Callback):
         self.model, self.streak, self.collapsed = trainer.model, {}, 0
 
     def on_batch_end(self, trainer, phase, logs, x) -> None:
-        stop = self.after_batch(logs, x, trainer.progress["phase_step"], lambda: trainer.set_modes(phase))
+        stop = self.after_batch(logs, x, trainer.progress["phase_step"], lambda: trainer.model.train_phase(phase))
         if trainer.agree(stop is not None):
             raise GuardError(stop or "stopped by the stability guard of process 0")
 

@@ -118,7 +118,7 @@ class Trainer:
             self.progress.update(phase=pi, epoch=0, batch=0, phase_step=0)
         if self.progress["epoch"] == 0 and self.progress["batch"] == 0:
             self.model.on_phase_start(phase.name)
-        self.set_modes(phase)
+        self.model.train_phase(phase)
         log.info("phase %s: %d epoch(s), steps %s", phase.name, epochs, ", ".join(s.name for s in phase.steps))
         self._emit("on_phase_start", phase)
         ended = False
@@ -128,7 +128,7 @@ class Trainer:
                 break  # out of steps, or ended at once (the time budget)
             self.progress.update(epoch=self.progress["epoch"] + 1, batch=0)
             self._emit("on_epoch_end", phase, self.progress["epoch"] - 1)
-            self.set_modes(phase)  # a callback may have switched modes to draw figures
+            self.model.train_phase(phase)  # a callback may have switched modes to draw figures
             ended = self.agree(self._end_phase)
             if ended:
                 log.info("phase %s ended early, after epoch %d of %d", phase.name, self.progress["epoch"], epochs)
@@ -152,7 +152,7 @@ class Trainer:
             if logs:
                 log.info("phase %s epoch %d: %s", phase.name, epoch + 1,
                          ", ".join(f"{k} {v:.4g}" for k, v in logs.items()))
-            self.set_modes(phase)
+            self.model.train_phase(phase)
         self._emit("on_epoch_start", phase, epoch)
         source = self._fixed[first:] if self._fixed is not None else self.loader.iterate(first, with_index=True)
         running: dict[str, list[torch.Tensor]] = {}
@@ -168,9 +168,8 @@ class Trainer:
                    rows: Optional[torch.Tensor] = None) -> dict:
         """Every step of the phase on one batch, in order; each sees the previous step's update."""
         p = self.progress
-        x_lab = y_lab = None
-        if any(s.data == "labeled" for s in phase.steps):
-            x_lab, y_lab = self.labeled.batch(p["global_step"])
+        wanted = any(s.data == "labeled" for s in phase.steps)
+        x_lab, y_lab = self.labeled.batch(p["global_step"]) if wanted else (None, None)
         shared: dict = {}  # Batch.shared: what one step hands to the next on this batch
         step_logs = {}
         for step in phase.steps:
@@ -180,8 +179,7 @@ class Trainer:
             step_logs[step.name] = self.update(step, batch)
             for k, v in step_logs[step.name].items():
                 running.setdefault(f"{step.name}/{k}", []).append(v)
-        p["global_step"] += 1
-        p["phase_step"] += 1
+        p.update(global_step=p["global_step"] + 1, phase_step=p["phase_step"] + 1)
         return step_logs
 
     def _after_batch(self, phase: Phase, epoch: int, last: bool, running: dict, logs: dict, x) -> None:
@@ -226,10 +224,8 @@ class Trainer:
     # ------------------------------------------------------------------ helpers
     def phase_epochs(self, phase: Phase) -> int:
         """The epochs ``phase`` trains for in this run."""
-        if phase.epochs == 0:
-            return 0
-        if self.train_cfg.fast_dev_run:
-            return 1
+        if phase.epochs == 0 or self.train_cfg.fast_dev_run:
+            return int(phase.epochs != 0)
         return phase.epochs if phase.epochs is not None else self.train_cfg.epochs
 
     def epoch_batches(self) -> int:
@@ -240,21 +236,13 @@ class Trainer:
 
     def _out_of_steps(self) -> bool:
         """train.max_steps reached: the run stops (resumable with a larger max_steps)."""
-        ms = self.train_cfg.max_steps
-        return ms is not None and self.progress["global_step"] >= ms
+        return self.train_cfg.max_steps is not None and self.progress["global_step"] >= self.train_cfg.max_steps
 
     def agree(self, flag: bool) -> bool:
         """Rank 0's decision on every process, so all run the same steps (no collective hangs)."""
         if self.fabric.world_size > 1:
             return bool(self.fabric.broadcast(flag, src=0))
         return flag
-
-    def set_modes(self, phase: Phase) -> None:
-        """Train mode, except the phase's frozen groups (eval)."""
-        self.model.train()
-        groups = self.model.groups()
-        for g in phase.frozen:
-            groups[g].eval()
 
     def _row(self, running: dict, phase: Phase, epoch: int) -> dict:
         """A logged row: the counters, the time, each logged value's mean since the last row."""

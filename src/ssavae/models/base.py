@@ -167,6 +167,12 @@ class GenerativeModel(nn.Module):
     def phases(self) -> list[Phase]:
         raise NotImplementedError
 
+    def train_phase(self, phase: Phase) -> None:
+        """Train mode, except the phase's frozen groups (eval)."""
+        self.train()
+        for g in phase.frozen:
+            self.groups()[g].eval()
+
     def on_phase_start(self, phase: str) -> None:
         """Called once when a phase begins (not when a run resumes inside it)."""
 
