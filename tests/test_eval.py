@@ -217,3 +217,33 @@ def test_the_encoder_feature_error_is_ssavae_step_2_reconstruction_loss_on_test_
     assert abs(metric.fn(ctx) - float(by_hand)) < 1e-4 * max(1.0, float(by_hand))
     vae_cfg = build_run_config(family_raw("vae"))
     assert not metric.applies(Context(build_model(vae_cfg, ds), ds))
+
+
+def test_the_completion_baseline_is_a_metric_of_every_image_autoencoder_that_does_not_complete():
+    """completion.nearest_code_missing_mse: the top half of each test image given, the bottom half
+    from the nearest decoded training code, scored on the bottom half only (by hand here);
+    cvae_completion and the conditional families do not get it."""
+    from ssavae.config import build_run_config
+    from ssavae.data import to_float
+    from ssavae.eval.completion import nearest_code_completion
+    from ssavae.eval.registry import Context, METRICS
+    from ssavae.runs import build_model, prepare_data
+
+    from conftest import family_raw
+
+    metric = METRICS["completion.nearest_code_missing_mse"]
+    cfg = build_run_config(family_raw("vae"))
+    ds, _ = prepare_data(cfg)
+    model = build_model(cfg, ds).eval()
+    ctx = Context(model, ds)
+    assert metric.applies(ctx)
+    x = ctx.x
+    top = torch.zeros(len(x), 1, 28, 28)
+    top[:, :, :14] = 1
+    done = nearest_code_completion(model, x, top, to_float(ds.x_train[:20000]))
+    by_hand = float(((done - x)[:, :, 14:] ** 2).flatten(1).mean(1).mean())
+    assert abs(metric.fn(ctx) - by_hand) < 1e-6 * max(1.0, by_hand)
+    assert metric.fn(ctx) > 0 and torch.equal(ctx.nearest_code[0][:, :, :14], x[:, :, :14])  # the top is kept
+    for family in ("cvae_completion", "cvae"):
+        other = build_model(build_run_config(family_raw(family)), ds)
+        assert not metric.applies(Context(other, ds))

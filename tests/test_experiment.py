@@ -22,7 +22,7 @@ def write(tmp_path, **fields):
            "grid": {"data.labels_per_class": [4, 8]}, "seeds": [0, 1],
            "metrics": ["classification.accuracy"], **fields}
     path = tmp_path / "tiny.yaml"
-    path.write_text(yaml.safe_dump(exp))
+    path.write_text(yaml.safe_dump(exp, sort_keys=False))
     return path
 
 
@@ -74,6 +74,27 @@ def test_an_experiment_can_evaluate_each_run_and_tabulate_the_evaluation(tmp_pat
     experiment.run_experiment(path, out)
 
 
+def test_a_variant_can_start_from_an_earlier_variants_run_of_the_same_cell_and_seed(tmp_path):
+    """``init_from``: SSAVAE's decoders from one shared VEC (the validation of step 2): the decoder run
+    skips the VEC phase and starts from that run's encoder, for each seed its own."""
+    import torch
+    from ssavae import experiment
+    from ssavae.runs import load_model
+
+    vec = {"model": {"name": "ssavae", "decoder_epochs": 0}}
+    path = write(tmp_path, variants={"vec": vec, "dec": {"model": {"name": "ssavae", "vec_epochs": 3}}},
+                 init_from={"dec": "vec"}, grid={}, seeds=[0, 1])
+    out = experiment.run_experiment(path, tmp_path / "out")
+    for s in (0, 1):
+        a, _ = load_model(out / "variant=vec" / f"seed{s}")
+        b, _ = load_model(out / "variant=dec" / f"seed{s}")
+        assert all(torch.equal(p, q) for p, q in zip(a.enc.parameters(), b.enc.parameters()))
+    seed0 = load_model(out / "variant=vec" / "seed0")[0]
+    assert not torch.equal(next(a.enc.parameters()), next(seed0.enc.parameters()))  # each seed its own VEC
+    with pytest.raises(ConfigError, match="listed before"):
+        load_experiment(write(tmp_path, variants={"dec": vec, "vec": vec}, init_from={"dec": "vec"}))
+
+
 def test_a_bad_experiment_is_refused_before_anything_trains(tmp_path):
     with pytest.raises(ConfigError, match="did you mean"):
         load_experiment(write(tmp_path, seed=[0]))
@@ -87,7 +108,7 @@ def test_a_bad_experiment_is_refused_before_anything_trains(tmp_path):
 def test_the_docs_experiment_files_are_valid():
     from pathlib import Path
 
-    files = sorted((Path(__file__).parents[1] / "experiments").glob("*.yaml"))
-    assert files
+    files = sorted((Path(__file__).parents[1] / "experiments").rglob("*.yaml"))
+    assert len(files) >= 10
     for f in files:
         assert load_experiment(f).cells()

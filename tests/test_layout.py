@@ -192,3 +192,21 @@ def test_a_new_family_is_one_file(tmp_path, monkeypatch, capsys):
         assert all(torch.equal(v, resumed.model.state_dict()[k]) for k, v in full.model.state_dict().items())
     finally:
         MODELS.remove("dae")
+
+
+def test_one_version_string_named_by_the_changelog_and_a_license_file_beside_the_package():
+    """The CHANGELOG's newest entry is the package's version (bumped together), the CLI reports it,
+    and the LICENSE file is the license pyproject declares."""
+    import re
+    import subprocess
+    import sys
+
+    import ssavae
+
+    root = Path(__file__).parents[1]
+    newest = re.search(r"^## (\d+\.\d+\.\d+)", (root / "CHANGELOG.md").read_text(), re.M).group(1)
+    assert newest == ssavae.__version__
+    out = subprocess.run([sys.executable, "-m", "ssavae", "--version"], capture_output=True, text=True).stdout
+    assert out.split() == ["ssavae", ssavae.__version__]
+    assert 'license = "MIT"' in (root / "pyproject.toml").read_text()
+    assert (root / "LICENSE").read_text().startswith("MIT License")

@@ -1,5 +1,5 @@
 """ssavae: semi-supervised adversarial variational autoencoders and the families they compare with."""
-__version__ = "0.2.0"
+__version__ = "0.5.0"  # the one version string: pyproject, the CLI, checkpoints (CHANGELOG.md)
 
 
 def __getattr__(name: str):

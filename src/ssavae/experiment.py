@@ -16,6 +16,8 @@ directory per cell and seed and writes the table the docs show::
     seeds: [0, 1, 2]                       # each cell once per seed (the run's ``seed``)
     metrics: [classification.accuracy]     # numbers of summary.json (or of ``ssavae evaluate``)
     evaluate: 0                            # > 0: ``ssavae evaluate --n N`` after each run (optional)
+    init_from: {}                          # variant: an earlier variant whose run (same cell and
+                                           # seed) it starts from, as ``--init-from`` (optional)
 
 Layout: ``OUT/<cell>/seed<k>/`` (run directories), ``OUT/results.json`` (every number of every
 run), ``OUT/results.md`` (the table, mean +- std over the seeds). Running it again trains and
@@ -48,6 +50,7 @@ class Experiment:
     metrics: list[str] = field(default_factory=lambda: ["classification.accuracy"])
     description: str = ""
     evaluate: int = 0  # > 0: every run is also evaluated on that many test images (eval/metrics.json)
+    init_from: dict[str, str] = field(default_factory=dict)  # variant -> an earlier variant it starts from
 
     def cells(self) -> list[dict]:
         """Each cell as {"variant": name (if any), dotted field: value, ...}, variants outermost."""
@@ -77,6 +80,11 @@ def load_experiment(path: str | Path) -> Experiment:
     if bad or not exp.seeds:
         raise ConfigError(f"experiment {path}: grid fields need a non-empty list of values ({', '.join(bad)}) "
                           "and seeds at least one seed")
+    names = list(exp.variants)
+    for v, src in exp.init_from.items():
+        if v not in names or src not in names[:names.index(v)]:
+            raise ConfigError(f"experiment {path}: init_from {v}: {src}: both must be variants, {src!r} "
+                              f"listed before {v!r} (variants: {', '.join(names)})")
     for cell in exp.cells():  # every cell's config is checked before anything trains
         config_mod.build_run_config(exp.config(cell, exp.seeds[0]))
     return exp
@@ -93,7 +101,9 @@ def run_experiment(path: str | Path, out: str | Path) -> Path:
     for cell in exp.cells():
         for seed in exp.seeds:
             rd = RunDir(out / cell_name(cell) / f"seed{seed}")
-            train_or_resume(config_mod.build_run_config(exp.config(cell, seed)), rd)
+            src = exp.init_from.get(cell.get("variant"))
+            train_or_resume(config_mod.build_run_config(exp.config(cell, seed)), rd,
+                            init_from=out / cell_name({**cell, "variant": src}) / f"seed{seed}" if src else None)
             if exp.evaluate and not rd.read_json(rd.evaluation):
                 evaluate_run(rd, n=exp.evaluate)
             numbers = {**(rd.read_json(rd.summary) or {}), **flatten(rd.read_json(rd.evaluation) or {})}

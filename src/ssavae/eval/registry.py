@@ -29,6 +29,7 @@ from .evaluator import Evaluator
 from .metrics import (accuracy, clusters_by_confidence, clusters_by_majority, frechet_distance,
                       high_frequency_power, hungarian_accuracy, knn_accuracy, precision_recall, sharpness,
                       silhouette, spectral_peaks, wilson_interval)
+from .completion import nearest_code_completion, pool_images
 from .infer import Shards, batches, labels_for, over_batches
 
 
@@ -143,6 +144,15 @@ class Context:
         return draws, masks
 
     @functools.cached_property
+    def nearest_code(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(the test images completed from their top half by ``nearest_code_completion`` over the
+        first NEAREST_CODE_POOL training images, the top-half mask (n, 1, H, W)) on the CPU."""
+        mask = torch.zeros(len(self.x), 1, *self.x.shape[2:])
+        mask[:, :, : self.x.shape[2] // 2] = 1
+        done = nearest_code_completion(self.model, self.x, mask, pool_images(self.ds, NEAREST_CODE_POOL))
+        return done.cpu(), mask
+
+    @functools.cached_property
     def predicted(self) -> torch.Tensor:
         return self.over_test(lambda xb, yb: self.model.predict_proba(xb).argmax(1))
 
@@ -164,6 +174,7 @@ class Context:
 
 
 COMPLETION_DRAWS = 4  # completions drawn per test image for the completion metrics
+NEAREST_CODE_POOL = 20000  # training images whose decoded codes the completion baseline picks from
 
 
 def _ratio(value: float, real: float) -> float:
@@ -315,13 +326,18 @@ def _completes(c: Context) -> bool:
     return c.model.completes
 
 
+def _missing_mse(draws: torch.Tensor, x: torch.Tensor, m: torch.Tensor) -> float:
+    """Squared error of ``draws`` (n, draws, *shape) on the unobserved pixels (``m`` (n, 1, H, W)
+    = 0) only, per image, mean over images and draws."""
+    missing = (1 - m)[:, None]  # (n, 1, 1, H, W)
+    err = ((draws - x[:, None]).pow(2) * missing).flatten(2).sum(2)  # (n, draws)
+    return float((err / missing.flatten(2).sum(2).clamp(min=1) / x.shape[1]).mean())
+
+
 @metric("completion.missing_mse", "completion MSE (missing part)", _completes, summary=True)
 def _completion_mse(c):
-    """Squared error on the unobserved pixels only, per image, mean over images and draws."""
     draws, m = c.completions
-    missing = (1 - m)[:, None]  # (n, 1, 1, H, W)
-    err = ((draws - c.x[:, None]).pow(2) * missing).flatten(2).sum(2)  # (n, draws)
-    return float((err / missing.flatten(2).sum(2).clamp(min=1) / c.x.shape[1]).mean())
+    return _missing_mse(draws, c.x, m)
 
 
 @metric("completion.diversity", "completion diversity", _completes)
@@ -338,6 +354,24 @@ def _completion_diversity(c):
 def _completion_class_kept(c):
     """How often the evaluator gives a completed image (first draw) its true class."""
     return float((c.evaluator.predict(c.completions[0][:, 0]) == c.y).float().mean())
+
+
+def _nearest_code(c: Context) -> bool:
+    """Image autoencoders that neither complete nor need a label: the completion baseline."""
+    return _image(c) and not (c.model.completes or c.model.conditional)
+
+
+@metric("completion.nearest_code_missing_mse", "", _nearest_code)
+def _nearest_code_mse(c):
+    """The baseline for ``completion.missing_mse`` of a top-half ``cvae_completion``: the bottom half of
+    each test image from the decoded training code whose top half is nearest (eval/completion.py)."""
+    done, m = c.nearest_code
+    return _missing_mse(done[:, None], c.x, m)
+
+
+@metric("completion.nearest_code_class_kept", "", _nearest_code, evaluator=True)
+def _nearest_code_class_kept(c):
+    return float((c.evaluator.predict(c.nearest_code[0]) == c.y).float().mean())
 
 
 @metric("likelihood.neg_elbo", "", _likelihood, summary=True)
