@@ -93,7 +93,7 @@ def test_engine_methods_are_short():
 
 # every file and folder name a run directory holds; only rundir.py may spell them in code
 RUN_NAMES = ("config.yaml", "metrics.jsonl", "checkpoints", "last.pt", "best.pt", "figures", "summary.json",
-             "metrics.json", "standardization.json", "report.html", "tensorboard")
+             "metrics.json", "standardization.json", "command.txt", "report.html", "tensorboard")
 
 
 def run_paths_spelled(source: str) -> list[str]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import shlex
 import sys
 import time
 import traceback
@@ -38,6 +39,7 @@ EXAMPLES = {
     "compare": "ssavae compare --models vae,ssavae --data fashion-mnist --budget epochs=5 --out runs/cmp",
     "sweep": "ssavae sweep --data fashion-mnist --out runs/sweep --model.latent_dim 100",
     "run": "ssavae run experiments/few-labels.yaml --out runs/few-labels",
+    "export": "ssavae export runs/vae --out shared/vae   # then ssavae.from_pretrained('shared/vae')",
 }
 
 
@@ -206,7 +208,7 @@ def cmd_train(args, overrides) -> int:
         print(yaml.safe_dump(cfg.to_dict(), sort_keys=False), end="")
         return 0
     out = Path(args.out) if args.out else _default_out(cfg)
-    result = train(cfg, out, resume=args.resume, init_from=args.init_from)
+    result = train(cfg, out, resume=args.resume, init_from=args.init_from, command=shlex.join(["ssavae", *args.argv]))
     _print_result(result)
     return 0
 
@@ -226,7 +228,7 @@ def _print_result(result) -> None:
             table.add_row(k, f"{v:.4f} on {result.summary['classification.n_labeled']} labeled "
                              f"(95 % CI {lo:.3f}-{hi:.3f})")
         elif isinstance(v, float):
-            table.add_row(k, f"{v:.4f}")
+            table.add_row(k, str(v) if isinstance(v, int) else f"{v:.4f}")
     console = Console()
     console.print(table)
     rd = RunDir(result.run_dir)
@@ -241,7 +243,7 @@ def cmd_complete(args, overrides) -> int:
     from .eval.run_figures import completion_rows
     from .runs import load_model, prepare_data
 
-    model, cfg = load_model(args.run_dir)
+    model, cfg = load_model(args.run_dir, raw_inputs=False)
     if not model.completes:
         raise UserError(f"{model.name} does not complete images; train --model cvae_completion")
     ds, _ = prepare_data(cfg)
@@ -354,7 +356,7 @@ def cmd_evaluate(args, overrides) -> int:
     table.add_column("metric")
     table.add_column("value", justify="right")
     for k, v in flatten(result).items():
-        table.add_row(k, f"{v:.4f}")
+        table.add_row(k, str(v) if isinstance(v, int) else f"{v:.4f}")
     Console().print(table)
     print(rd.evaluation)
     return 0
@@ -362,8 +364,8 @@ def cmd_evaluate(args, overrides) -> int:
 
 def _run_dir(path: str) -> RunDir:
     rd = RunDir(path)
-    if not rd.is_run():
-        raise UserError(f"{path} is not a run directory (no {rd.config.name})")
+    if not (rd.is_run() or rd.is_exported()):
+        raise UserError(f"{path} is neither a run directory (no {rd.config.name}) nor an exported model")
     return rd
 
 
@@ -371,6 +373,17 @@ def cmd_report(args, overrides) -> int:
     from .eval.report import write_report
 
     print(write_report(_run_dir(args.run_dir)))
+    return 0
+
+
+def cmd_export(args, overrides) -> int:
+    from .pretrained import push_to_hub
+    from .runs import export_run
+
+    out = export_run(args.run_dir, args.out, args.checkpoint)
+    print(out)
+    if args.push_to:
+        print(push_to_hub(out, args.push_to))
     return 0
 
 
@@ -491,6 +504,14 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--device", default=None, help="cpu or cuda (default cpu)")
     e.set_defaults(func=cmd_evaluate)
 
+    ex = add("export", "a run's model as a directory to share: safetensors weights, config.json, model card")
+    ex.add_argument("run_dir")
+    ex.add_argument("--out", required=True, help="a new directory")
+    ex.add_argument("--checkpoint", default=None, help="a checkpoint of the run by file name (default last.pt)")
+    ex.add_argument("--push-to", default=None, metavar="REPO_ID",
+                    help="also upload it to this Hugging Face Hub repo (pip install 'ssavae[hub]'; logged in)")
+    ex.set_defaults(func=cmd_export)
+
     r = add("report", "rebuild a run's self-contained report.html")
     r.add_argument("run_dir")
     r.set_defaults(func=cmd_report)
@@ -520,6 +541,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser = build_parser()
     _field_help_wanted(parser, sys.argv[1:] if argv is None else argv)
     args, extra = parser.parse_known_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     _setup_logging(args.verbose)
     try:
         overrides = parse_overrides(extra)

@@ -8,7 +8,11 @@ run (tests/test_layout.py checks); every reader and writer asks a ``RunDir``::
     RUN_DIR/summary.json           test-set numbers of the finished run
     RUN_DIR/eval/metrics.json      ``ssavae evaluate``'s numbers (eval/NAME.json: other scores, e.g. the sweep's)
     RUN_DIR/standardization.json   a standardized table's column means and scales (tables only)
+    RUN_DIR/command.txt            the command line(s) that started and resumed it (from the CLI)
     RUN_DIR/report.html            all of it on one self-contained page
+
+``ssavae export`` writes a directory in the same layout whose weights are a shared model's
+(pretrained.py: model.safetensors, config.json, README.md) instead of config.yaml and checkpoints.
 """
 from __future__ import annotations
 
@@ -41,6 +45,7 @@ class RunDir:
     summary = property(lambda self: self.root / "summary.json")
     evaluation = property(lambda self: self.eval_file("metrics"))
     standardization = property(lambda self: self.root / "standardization.json")
+    command = property(lambda self: self.root / "command.txt")
     report = property(lambda self: self.root / "report.html")
 
     last = property(lambda self: self.checkpoints / "last.pt")  # exact resume
@@ -61,6 +66,12 @@ class RunDir:
     def is_run(self) -> bool:
         """Whether a run was started here (its config is written before the first step)."""
         return self.config.exists()
+
+    def is_exported(self) -> bool:
+        """Whether ``ssavae export`` wrote a shared model here (pretrained.py)."""
+        from .pretrained import is_pretrained
+
+        return not self.is_run() and is_pretrained(self.root)
 
     def finished(self) -> bool:
         return self.summary.exists()

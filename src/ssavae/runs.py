@@ -14,9 +14,10 @@ import torch
 
 from . import checkpoint as ckpt_io
 from . import config as config_mod
+from . import pretrained
 from .config import RunConfig
-from .data import (DataInfo, Dataset, InMemoryLoader, LabeledStream, apply_split, labeled_mask, load_dataset,
-                   warn_unscaled)
+from .data import (DataInfo, Dataset, InMemoryLoader, LabeledStream, Standardization, apply_split, labeled_mask,
+                   load_dataset, warn_unscaled)
 from .engine import Callback, Checkpointer, MetricsLog, SignalStop, Trainer, make_fabric, resolve_precision
 from .engine.device import PRECISIONS, cpu_has_native_bf16
 from .engine.launch import launched
@@ -74,27 +75,84 @@ def build_model(cfg: RunConfig, ds: Dataset | DataInfo, parts: Optional[dict] = 
 
 def load_model(run_dir: str | Path, checkpoint: Optional[str] = None,
                map_location: str | torch.device = "cpu",
-               parts: Optional[dict] = None) -> tuple[GenerativeModel, RunConfig]:
-    """Rebuild a trained model from its run directory: ``model, cfg = load_model(RUN_DIR)``.
-    The data is not needed (the checkpoint records its shape and classes) and no pickled module
-    is involved; a run trained with your own ``parts`` needs the same parts again."""
+               parts: Optional[dict] = None, raw_inputs: bool = True) -> tuple[GenerativeModel, RunConfig]:
+    """Rebuild a trained model from its run directory, or from a directory ``ssavae export`` wrote:
+    ``model, cfg = load_model(DIR)``. The data is not needed (the checkpoint records its shape and
+    classes) and no pickled module is involved; a run trained with your own ``parts`` needs the same
+    parts again. With ``raw_inputs`` a model whose table was standardized takes and returns rows as
+    the training data came (``GenerativeModel.preprocess``); code that feeds it prepared data
+    (``prepare_data``) passes False."""
     rd = RunDir(run_dir)
-    ck = ckpt_io.load(rd.checkpoint(checkpoint))
-    cfg = config_mod.build_run_config(config_mod.upgrade(ck["config"]))
-    held = ck["config"]["model"]["name"]
-    if rd.is_run() and (family := config_mod.load_file(rd.config).get("model", {}).get("name")) != held:
-        raise CheckpointError(f"{rd.checkpoint(checkpoint)} holds a {held} model but the "
-                              f"run directory's config.yaml is of {family}: the checkpoint was copied from "
-                              "another run; put back the run's own checkpoint")
-    model = build_model(cfg, _info(ck), parts)
-    model.load_state_dict(ck["model"])
+    if not rd.is_run() and pretrained.is_pretrained(rd.root):
+        if checkpoint is not None:
+            raise CheckpointError(f"{rd.root} is an exported model: it holds one set of weights, no checkpoints")
+        meta = pretrained.read(rd.root)
+        cfg = config_mod.build_run_config(config_mod.upgrade(meta["config"]))
+        model = build_model(cfg, DataInfo.from_dict(meta["data_info"]), parts)
+        model.load_state_dict(meta["state"])
+        standardization = meta.get("preprocess")
+    else:
+        ck = ckpt_io.load(rd.checkpoint(checkpoint))
+        cfg = config_mod.build_run_config(config_mod.upgrade(ck["config"]))
+        held = ck["config"]["model"]["name"]
+        if rd.is_run() and (family := config_mod.load_file(rd.config).get("model", {}).get("name")) != held:
+            raise CheckpointError(f"{rd.checkpoint(checkpoint)} holds a {held} model but the "
+                                  f"run directory's config.yaml is of {family}: the checkpoint was copied from "
+                                  "another run; put back the run's own checkpoint")
+        model = build_model(cfg, DataInfo.from_dict(ck["data_info"]), parts)
+        model.load_state_dict(ck["model"])
+        standardization = rd.read_json(rd.standardization)
+    if raw_inputs and standardization:
+        model.preprocess = Standardization.from_dict(standardization)
     return model.to(map_location).eval(), cfg
 
 
-def _info(ck: dict) -> DataInfo:
-    """The data's shape and classes as a checkpoint records them."""
-    i = ck["data_info"]
-    return DataInfo(tuple(i["shape"]), i["num_classes"], i["unit_range"])
+def from_pretrained(source: str | Path, revision: Optional[str] = None,
+                    map_location: str | torch.device = "cpu") -> GenerativeModel:
+    """``ssavae.from_pretrained(DIR)``: the model ``ssavae export`` (or ``model.save_pretrained``)
+    wrote to DIR, or a run directory, ready for raw inputs; no pickle is read. ``source`` may be a
+    Hugging Face Hub repo id (``user/name``, with ``pip install 'ssavae[hub]'``; ``revision``: a
+    branch, tag or commit): the directory is downloaded (or taken from the local cache) first."""
+    path = Path(source)
+    if not path.exists():
+        if str(source).count("/") != 1 or str(source).startswith((".", "/", "~")):
+            raise CheckpointError(f"{source} does not exist (give a directory from ssavae export, or a Hub "
+                                  "repo id user/name)")
+        try:
+            from huggingface_hub import snapshot_download
+        except ImportError:
+            raise CheckpointError(f"{source} is not a directory here; to load it from the Hugging Face Hub: "
+                                  "pip install 'ssavae[hub]'") from None
+        path = Path(snapshot_download(repo_id=str(source), revision=revision))
+    return load_model(path, map_location=map_location)[0]
+
+
+def export_run(run_dir: str | Path, out: str | Path, checkpoint: Optional[str] = None) -> Path:
+    """``ssavae export RUN_DIR --out OUT``: the run's model as a directory to share
+    (``pretrained.py``: safetensors weights, config.json, a model card), with the run's summary,
+    evaluation and final figures in the run-directory layout, so the commands that read a run
+    (``sample``, ``evaluate``, ``complete``, ``report``) read OUT as well."""
+    import shutil
+
+    from .eval.registry import flatten
+
+    rd, dst = RunDir(run_dir), RunDir(out)
+    if not rd.is_run():
+        raise ConfigError(f"{run_dir} is not a run directory (no {rd.config.name})")
+    if dst.root.exists() and any(dst.root.iterdir()):
+        raise ConfigError(f"{dst.root} exists and is not empty: export into a new directory")
+    model, cfg = load_model(rd, checkpoint)
+    summary, evaluation = rd.read_json(rd.summary), rd.read_json(rd.evaluation)
+    model.save_pretrained(dst.root, config=cfg.to_dict(), card={
+        "command": rd.command.read_text().strip() if rd.command.exists() else None,
+        "summary": summary, "evaluation": flatten(evaluation) if evaluation else None})
+    for path, data in ((dst.summary, summary), (dst.evaluation, evaluation)):
+        if data is not None:
+            dst.write_json(path, data)
+    for fig in rd.final_figures():
+        dst.figures.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(fig, dst.figure(fig.stem))
+    return dst.root
 
 
 def train_or_resume(cfg: RunConfig, run_dir: str | Path,
@@ -282,12 +340,13 @@ def fit(cfg: RunConfig, dataset: Optional[Dataset] = None, parts: Optional[dict]
 def train(cfg: RunConfig, run_dir: str | Path, resume: bool = False,
           init_from: Optional[str | Path] = None, fabric=None,
           dataset: Optional[Dataset] = None, parts: Optional[dict] = None,
-          callbacks: tuple[Callback, ...] = ()) -> RunResult:
+          callbacks: tuple[Callback, ...] = (), command: Optional[str] = None) -> RunResult:
     """Train ``cfg`` into ``run_dir``. ``resume`` continues its last checkpoint exactly (refused
     when ``cfg`` changes more than ``train.*``); ``init_from`` starts from another run's weights
     and skips the phases it completed; ``dataset`` gives in-memory data instead of
     ``cfg.data.name`` (the split still applies); ``parts`` replaces named networks with your own
-    modules; ``callbacks`` run after the run's own (e.g. ``engine.EarlyStopping``)."""
+    modules; ``callbacks`` run after the run's own (e.g. ``engine.EarlyStopping``); ``command``:
+    the command line, kept in the run (``RunDir.command``) for its report and model card."""
     rd = RunDir(run_dir)
     resume_from = _check_run_dir(rd, resume, init_from, cfg)
     if cfg.train.threads:
@@ -297,6 +356,9 @@ def train(cfg: RunConfig, run_dir: str | Path, resume: bool = False,
 
     def before(ds: Dataset, y_train: np.ndarray, model: GenerativeModel) -> None:
         config_mod.save(cfg, rd.config)
+        if command:  # the command line that started (or resumed) it, for the report and model card
+            with open(rd.command, "a") as f:
+                f.write(command + "\n")
         if ds.standardization is not None:  # what new rows need before predict_proba / encode
             rd.write_json(rd.standardization, ds.standardization)
             log.info("%s: columns standardized with the training rows' mean and standard deviation "
@@ -335,7 +397,7 @@ def evaluate_run(run_dir: str | Path, n: int = 5000, iw_samples: int = 1000,
     from .eval.evaluator import EPOCHS, get_evaluator
 
     rd = RunDir(run_dir)
-    model, cfg = load_model(rd, map_location=device or "cpu")
+    model, cfg = load_model(rd, map_location=device or "cpu", raw_inputs=False)
     ds, _ = prepare_data(cfg)
     evaluator = get_evaluator(ds, epochs=evaluator_epochs or EPOCHS, device=device or "cpu")
     result = evaluate_model(model, ds, evaluator, n=n, iw_samples=iw_samples, seed=cfg.seed)

@@ -36,6 +36,36 @@ class DataInfo:
     def is_image(self) -> bool:
         return len(self.shape) == 3
 
+    def to_dict(self) -> dict:
+        """As checkpoints and exported models record it (``from_dict`` reads it back)."""
+        return {"shape": list(self.shape), "num_classes": self.num_classes, "unit_range": self.unit_range}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "DataInfo":
+        return cls(tuple(d["shape"]), d["num_classes"], d["unit_range"])
+
+
+class Standardization:
+    """Each column -> (x - mean) / scale (float64 statistics, float32 result): what
+    ``data.standardize`` does to a table, and what a loaded model does to raw rows
+    (``GenerativeModel.preprocess``), bit for bit the same."""
+
+    def __init__(self, mean, scale):
+        self.mean, self.scale = np.asarray(mean, np.float64), np.asarray(scale, np.float64)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Standardization":
+        return cls(d["mean"], d["scale"])
+
+    def to_dict(self) -> dict:
+        return {"mean": self.mean.tolist(), "scale": self.scale.tolist()}
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        return ((x - self.mean) / self.scale).astype(np.float32)
+
+    def inverse(self, x: np.ndarray) -> np.ndarray:
+        return (x * self.scale + self.mean).astype(np.float32)
+
 
 @dataclass
 class Dataset:
@@ -76,14 +106,10 @@ class Dataset:
         if self.x_train.ndim != 2:
             raise DataError(f"{self.name}: data.standardize applies to tables (N, D), not to data of "
                             f"shape {self.x_train.shape[1:]}; set data.standardize false")
-        mean = self.x_train.mean(0, dtype=np.float64)
         scale = self.x_train.std(0, dtype=np.float64)
-        scale = np.where(scale > 0, scale, 1.0)
-
-        def scaled(x):
-            return ((x - mean) / scale).astype(np.float32)
-        return Dataset(self.name, scaled(self.x_train), self.y_train, scaled(self.x_test), self.y_test,
-                       self.classes, {"mean": mean.tolist(), "scale": scale.tolist()})
+        st = Standardization(self.x_train.mean(0, dtype=np.float64), np.where(scale > 0, scale, 1.0))
+        return Dataset(self.name, st(self.x_train), self.y_train, st(self.x_test), self.y_test,
+                       self.classes, st.to_dict())
 
     def limit(self, n_train: Optional[int], n_test: Optional[int]) -> "Dataset":
         if n_train is None and n_test is None:

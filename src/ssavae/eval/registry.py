@@ -467,7 +467,7 @@ def flatten(result: dict) -> dict[str, float]:
         if isinstance(v, dict):
             flat.update({f"{k}.{kk}": vv for kk, vv in v.items()
                          if isinstance(vv, (int, float)) and not isinstance(vv, bool)})
-        elif isinstance(v, float):
+        elif isinstance(v, (int, float)) and not isinstance(v, bool):  # n_test: the count behind the numbers
             flat[k] = v
     return flat
 

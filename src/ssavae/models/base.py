@@ -28,15 +28,17 @@ A model says *what* is optimized; the engine (``engine/``) says *how*:
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Callable, ClassVar, Iterable, Iterator, Literal, Optional
 
+import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from .. import losses
-from ..data import DataInfo
+from ..data import DataInfo, Standardization
 from ..errors import CapabilityError
 from ..nets import FittedGaussian, NetSpec, Prior, StandardNormal, Upsample
 from .contract import Batch, Phase, Step, StepOutput, check_schedules, schedule_factor  # noqa: F401  (re-exported)
@@ -305,28 +307,57 @@ class GenerativeModel(nn.Module):
 
     # ------------------------------------------------------------------ inference API
     inference_batch: ClassVar[int] = 1024  # rows per network pass in the inference API
+    # set on a loaded model whose table was standardized (runs.load_model, from_pretrained): the
+    # inference API then takes and returns rows as the training data came, as the command read them
+    preprocess: Optional[Standardization] = None
 
     def _chunked(self, fn: Callable[..., torch.Tensor], *tensors) -> torch.Tensor:
         return in_chunks(fn, self.inference_batch, self.device, *tensors)
 
+    def _in(self, x) -> torch.Tensor:
+        """Raw rows -> what the networks were trained on (``preprocess``), bit for bit as the data was."""
+        if self.preprocess is None:
+            return x
+        return torch.from_numpy(self.preprocess(torch.as_tensor(x).detach().cpu().numpy()))
+
+    def _out(self, x: torch.Tensor) -> torch.Tensor:
+        if self.preprocess is None:
+            return x
+        return torch.from_numpy(self.preprocess.inverse(x.detach().cpu().numpy())).to(x.device)
+
+    def _log_jacobian(self) -> float:
+        """log |d standardized / d raw| of one row: log-densities of raw rows add it."""
+        return 0.0 if self.preprocess is None else -float(np.log(self.preprocess.scale).sum())
+
+    def save_pretrained(self, out, config: Optional[dict] = None, card: Optional[dict] = None):
+        """Write the model to share: OUT/model.safetensors, config.json and README.md (no pickle;
+        ``ssavae.from_pretrained(OUT)`` loads it). ``config``: its run config as a dict (default:
+        the family's config alone); ``card``: what the model card shows (``command``, ``summary``,
+        ``evaluation``)."""
+        from .. import pretrained
+
+        config = config or {"model": {"name": self.name, **dataclasses.asdict(self.cfg)}}
+        return pretrained.write(out, config=config, info=self.info.to_dict(), state=self.state_dict(),
+                                preprocess=self.preprocess.to_dict() if self.preprocess else None, card=card)
+
     @torch.no_grad()
     def encode(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> torch.Tensor:
         """x (B, *shape) in the data's range -> codes (B, latent_dim) (posterior means)."""
-        return self._chunked(self._encode, x, self._check_y(y, "encode", len(x), self.conditional))
+        return self._chunked(self._encode, self._in(x), self._check_y(y, "encode", len(x), self.conditional))
 
     @torch.no_grad()
     def decode(self, z: torch.Tensor, y: Optional[torch.Tensor] = None) -> torch.Tensor:
         """z (B, latent_dim) -> mean images (B, *shape) in the data's range."""
         self._require("generative", "decode")
         y = self._check_y(y, "decode", len(z), self.conditional)
-        return self._chunked(lambda zb, yb: self.to_data_range(self._decode(zb, yb)), z, y)
+        return self._out(self._chunked(lambda zb, yb: self.to_data_range(self._decode(zb, yb)), z, y))
 
     @torch.no_grad()
     def reconstruct(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> torch.Tensor:
         self._require("generative", "reconstruct")
         y = self._check_y(y, "reconstruct", len(x), self.conditional)
-        return self._chunked(lambda xb, yb: self.to_data_range(self._decode(self._encode(xb, yb), yb)),
-                             x, y)
+        return self._out(self._chunked(lambda xb, yb: self.to_data_range(self._decode(self._encode(xb, yb), yb)),
+                                       self._in(x), y))
 
     @torch.no_grad()
     def sample(self, n: int, y: Optional[torch.Tensor] = None,
@@ -336,8 +367,8 @@ class GenerativeModel(nn.Module):
         self._require("generative", "sample")
         y = self._check_y(y, "sample", n, self.conditional or self.class_sampling)
         z = self.sample_codes(n, y, generator)  # all codes first: the same draws at any chunking
-        return self._chunked(lambda zb, yb: self.to_data_range(self._decode(zb, yb)), z,
-                             y if self.conditional else None)
+        return self._out(self._chunked(lambda zb, yb: self.to_data_range(self._decode(zb, yb)), z,
+                                       y if self.conditional else None))
 
     def sample_codes(self, n: int, y: Optional[torch.Tensor],
                      generator: Optional[torch.Generator]) -> torch.Tensor:
@@ -348,13 +379,13 @@ class GenerativeModel(nn.Module):
     def predict_proba(self, x: torch.Tensor) -> torch.Tensor:
         """p(y | x): (B, K), rows sum to 1."""
         self._require("has_classifier", "predict_proba")
-        return self._chunked(self._predict_proba, x)
+        return self._chunked(self._predict_proba, self._in(x))
 
     @torch.no_grad()
     def cluster_proba(self, x: torch.Tensor) -> torch.Tensor:
         """q(cluster | x): (B, number of clusters), rows sum to 1 (clusters are not classes)."""
         self._require("clusters", "cluster_proba")
-        return self._chunked(self._cluster_proba, x)
+        return self._chunked(self._cluster_proba, self._in(x))
 
     @torch.no_grad()
     def predict_proba_latent(self, z: torch.Tensor) -> torch.Tensor:
@@ -366,13 +397,13 @@ class GenerativeModel(nn.Module):
     def log_likelihood(self, x: torch.Tensor, k: int = 1000) -> torch.Tensor:
         """Importance-weighted estimate of log p(x) with k samples, (B,)."""
         self._require("has_likelihood", "log_likelihood")
-        return self._chunked(lambda xb: self._log_likelihood(xb, k), x)
+        return self._chunked(lambda xb: self._log_likelihood(xb, k), self._in(x)) + self._log_jacobian()
 
     @torch.no_grad()
     def negative_elbo(self, x: torch.Tensor) -> torch.Tensor:
         """-ELBO per example (B,), in nats (KL weight 1)."""
         self._require("has_likelihood", "negative_elbo")
-        return self._chunked(self._negative_elbo, x)
+        return self._chunked(self._negative_elbo, self._in(x)) - self._log_jacobian()
 
     @torch.no_grad()
     def complete(self, x: torch.Tensor, n: int = 1,
