@@ -668,3 +668,39 @@ def test_resuming_through_the_python_api_refuses_a_changed_model_as_the_cli_does
     assert " ".join(str(api_error.value).split()) in capsys.readouterr().err
     more = train(build_run_config(family_raw("ssavae", train={"max_steps": 3})), tmp_path / "r", resume=True)
     assert more.summary["steps"] == 3  # train.* may change
+
+
+def test_rollback_after_a_nan_equals_the_last_good_checkpoint_then_the_steps_after_it(tmp_path, monkeypatch):
+    """train.on_divergence rollback: a NaN loss at global step 6 (epoch 2 of 3, 4 batches each) sends
+    the run back to the end of epoch 1 with the step's learning rate halved, and it finishes. Its
+    weights equal those of the run stopped at the end of epoch 1 (the checkpoint rolled back to)
+    and resumed with train.step_lr at half the rate, with no NaN. Without rollback the NaN stops it."""
+    import dataclasses
+
+    from ssavae.engine import trainer as trainer_mod
+    from ssavae.errors import DivergenceError
+
+    real, fired = trainer_mod.step_output, []
+
+    def nan_once(step, batch, *args):
+        out = real(step, batch, *args)
+        if batch.step == 6 and not fired:
+            fired.append(batch.step)
+            return dataclasses.replace(out, loss=out.loss * float("nan"))
+        return out
+
+    monkeypatch.setattr(trainer_mod, "step_output", nan_once)
+    fields = {"epochs": 3, "precision": "32-true", "checkpoint_every": 1000}
+    a = run(tmp_path, "a", train={**fields, "on_divergence": "rollback"})
+    assert fired == [6]
+    progress = torch.load(a.run_dir / "checkpoints" / "last.pt", weights_only=True)["progress"]
+    assert progress["global_step"] == 12 and progress["lr_factors"] == {"vae": 0.5}
+    assert [(r["at_step"], r["back_to_step"], r["steps"]) for r in progress["rollbacks"]] == [(6, 4, ["vae"])]
+    assert [r["step"] for r in read_metrics(a.run_dir)] == list(range(1, 13))  # the diverged rows replaced
+    run(tmp_path, "b", train={**fields, "max_steps": 4})  # no NaN here (fired is not empty)
+    train(build_run_config(family_raw("vae", train={**fields, "step_lr": {"vae": 0.0005}})), tmp_path / "b",
+          resume=True)
+    assert same(weights(a.run_dir), weights(tmp_path / "b"))
+    fired.clear()
+    with pytest.raises(DivergenceError, match="non-finite loss"):
+        run(tmp_path, "c", train=fields)

@@ -365,7 +365,7 @@ def cmd_evaluate(args, overrides) -> int:
 def _run_dir(path: str) -> RunDir:
     rd = RunDir(path)
     if not (rd.is_run() or rd.is_exported()):
-        raise UserError(f"{path} is neither a run directory (no {rd.config.name}) nor an exported model")
+        raise UserError(f"{path} is not a run directory (no {rd.config.name}) or an exported model (ssavae export)")
     return rd
 
 

@@ -90,6 +90,10 @@ class TrainConfig:
     progress: bool = opt(True, "rich progress bar with the live losses")
     tensorboard: bool = opt(False, "also log to TensorBoard (needs the [tensorboard] extra)")
     guard: bool = opt(True, "the stability guard of adversarial training (engine/guard.py)")
+    on_divergence: Literal["stop", "rollback"] = opt(
+        "stop", "after a non-finite loss or the guard's stop: stop (resumable from the last checkpoint), or "
+        "rollback: back to the end of the last epoch, the learning rate of the step to blame halved")
+    max_rollbacks: int = opt(3, "rollbacks a run may make before it stops (train.on_divergence rollback)", ge=1)
     guard_patience: int = opt(200, "batches in a row a critic may win outright before the run stops", ge=1)
     guard_margin: float = opt(0.05, "\"outright\": d_real - d_fake >= 1 - 2 * margin", ge=0, lt=0.5)
     guard_every: int = opt(500, "phase steps between sample-collapse probes; 0: no probes", ge=0)

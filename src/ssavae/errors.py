@@ -28,3 +28,13 @@ class CapabilityError(SsavaeError, ValueError):
 
 class TrainingError(SsavaeError, RuntimeError):
     """Training cannot go on (e.g. a non-finite loss); the message says what to try."""
+
+
+class DivergenceError(TrainingError):
+    """The losses left the finite range or the adversarial game broke (the stability guard);
+    ``step``: the update step to blame, if one is (``train.on_divergence rollback`` halves its
+    learning rate)."""
+
+    def __init__(self, message: str, step: "str | None" = None):
+        super().__init__(message)
+        self.step = step

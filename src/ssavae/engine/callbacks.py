@@ -22,7 +22,7 @@ from .. import checkpoint as ckpt_io
 from ..errors import TrainingError
 from ..fileio import atomic_path
 from ..runlog import MetricsWriter
-from .device import base_lr
+from .device import step_lr
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +46,11 @@ class Callback:
 
     def on_fit_end(self, trainer) -> None:
         """Always, also when training raised."""
+
+    def on_divergence(self, trainer, error) -> bool:
+        """A ``DivergenceError`` left the loop: True if this callback put the trainer back in a sound
+        state to train on from (``Rollback``); the trainer then calls ``on_fit_start(resumed=True)``."""
+        return False
 
 
 def improves(value: Any, best: Any, mode: str = "max") -> bool:
@@ -147,6 +152,7 @@ class MetricsLog(Callback):
         self.path, self.tensorboard_dir, self._writer = Path(path), tensorboard_dir, None
 
     def on_fit_start(self, trainer, resumed) -> None:
+        self.on_fit_end(trainer)  # after a rollback: the rows past its step are dropped on reopening
         if trainer.is_main:
             self._writer = MetricsWriter(self.path, trainer.progress["global_step"] if resumed else None,
                                          self.tensorboard_dir)
@@ -166,10 +172,10 @@ class TimeBudget(Callback):
     a phase whose share is spent ends at once and the next one begins."""
 
     def __init__(self, minutes: float):
-        self.seconds, self._deadline = 60 * minutes, math.inf
+        self.seconds, self._deadline, self._start = 60 * minutes, math.inf, None
 
     def on_fit_start(self, trainer, resumed) -> None:
-        self._start = time.time()
+        self._start = self._start or time.time()  # a rollback does not restart the clock
 
     def on_phase_start(self, trainer, phase) -> None:
         left = self.seconds - (time.time() - self._start)
@@ -195,7 +201,7 @@ class CosineLR(Callback):
         t = (trainer.progress["epoch"] * n + trainer.progress["batch"]) / max(1, epochs * n)
         for step in phase.steps:
             for group in trainer.optimizers[step.name].param_groups:
-                group["lr"] = base_lr(trainer.train_cfg, step) * 0.5 * (1 + math.cos(math.pi * t))
+                group["lr"] = step_lr(trainer.train_cfg, step, trainer.progress) * 0.5 * (1 + math.cos(math.pi * t))
 
 
 class SignalStop(Callback):

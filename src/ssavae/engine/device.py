@@ -90,6 +90,20 @@ def base_lr(train: TrainConfig, step) -> float:
     return train.lr * step.lr_scale
 
 
+def step_lr(train: TrainConfig, step, progress: dict) -> float:
+    """The step's learning rate before any schedule: ``base_lr`` times the factor a rollback left
+    in ``progress["lr_factors"]`` (``train.on_divergence rollback``)."""
+    return base_lr(train, step) * progress.get("lr_factors", {}).get(step.name, 1.0)
+
+
+def set_step_lrs(model, optimizers: dict, train: TrainConfig, progress: dict) -> None:
+    """Every step's optimizer at its ``step_lr`` (after a resume, so a changed ``train.lr`` or
+    ``train.step_lr`` applies, and after a rollback); a schedule scales it from there on."""
+    for step in (s for phase in model.phases() for s in phase.steps):
+        for group in optimizers[step.name].param_groups:
+            group["lr"] = step_lr(train, step, progress)
+
+
 def make_optimizers(model, groups: dict, train: TrainConfig) -> dict[str, torch.optim.Optimizer]:
     """One optimizer per update step of ``model`` over its groups' trainable parameters, at
     ``base_lr``; ``train.step_lr`` may name only steps the model has."""

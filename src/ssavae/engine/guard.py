@@ -24,13 +24,13 @@ from typing import Optional
 
 import torch
 
-from ..errors import TrainingError
+from ..errors import DivergenceError
 from .callbacks import Callback
 
 PROBE = 64  # samples per collapse probe
 
 
-class GuardError(TrainingError):
+class GuardError(DivergenceError):
     """Adversarial training went wrong in a way that does not fix itself."""
 
 
@@ -48,7 +48,8 @@ class StabilityGuard(Callback):
     def on_batch_end(self, trainer, phase, logs, x) -> None:
         stop = self.after_batch(logs, x, trainer.progress["phase_step"], lambda: trainer.model.train_phase(phase))
         if trainer.agree(stop is not None):
-            raise GuardError(stop or "stopped by the stability guard of process 0")
+            won = [name for name, n in self.streak.items() if n >= self.cfg.guard_patience]
+            raise GuardError(stop or "stopped by the stability guard of process 0", won[0] if won else None)
 
     @property
     def alarmed(self) -> bool:

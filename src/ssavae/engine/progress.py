@@ -13,7 +13,7 @@ class ProgressBar(Callback):
         self._p = self._task = None
 
     def on_fit_start(self, trainer, resumed) -> None:
-        if not trainer.is_main:
+        if not trainer.is_main or self._p is not None:  # (again after a rollback: the same bar)
             return
         from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
                                    TimeRemainingColumn)

@@ -1,13 +1,12 @@
 """The training loop, one for every family: it asks the model for its phases, update steps and
 losses, and owns the optimizers, gradient averaging across processes, clipping and the progress
 counters. All else (checkpoints, logs, the bar, the time budget, the guard, figures, early
-stopping) is a callback (``callbacks.py``); devices and precision are ``device.py``.
+stopping, rollback) is a callback (``callbacks.py``); devices and precision are ``device.py``.
 
 Per batch, for each step of the current phase (docs/design.md, "The engine"): only the step's
-groups require grad -> zero grad -> loss(Batch) -> backward (across processes: DDP's bucketed
-all-reduce, overlapped with it) -> clip -> optimizer step. A step with ``data="labeled"`` also
-receives batch ``global_step`` of the labeled stream. No ``retain_graph``: each step sees the
-weights the previous step of the same batch left.
+groups require grad -> zero grad -> loss(Batch) -> backward (across processes: DDP's all-reduce)
+-> clip -> optimizer step; a ``data="labeled"`` step also gets the labeled stream's batch. No
+``retain_graph``: each step sees the weights the previous step of the same batch left.
 """
 from __future__ import annotations
 
@@ -19,10 +18,12 @@ import torch
 
 from .. import checkpoint as ckpt_io
 from ..config import TrainConfig
-from ..errors import TrainingError
+from ..errors import DivergenceError, TrainingError
 from ..models.contract import Batch, Phase, Step, check_contract, check_data
 from .callbacks import Callback, from_settings
-from .device import StepForward, make_fabric, make_optimizers, means_across, place, resolve_precision, step_output
+from .device import (StepForward, make_fabric, make_optimizers, means_across, place, resolve_precision, set_step_lrs,
+                     step_output)
+from .rollback import Rollback
 
 log = logging.getLogger(__name__)
 
@@ -30,20 +31,19 @@ log = logging.getLogger(__name__)
 class Trainer:
     """Trains a model following ``model.phases()`` with the settings ``train`` (a ``TrainConfig``),
     on ``fabric`` (default: ``make_fabric(train)``), calling the callbacks the settings ask for
-    (``from_settings``) and then ``callbacks`` along the way. It knows no directory and writes
-    nothing: checkpoints and logs are callbacks a caller adds (``runs.train`` does).
-
-    ``progress`` counts phase, epoch, batch, global_step and phase_step, and lists the completed
-    phases; with ``optimizers`` and the model it is the whole state a checkpoint holds."""
+    (``from_settings``), then ``callbacks``, then ``Rollback`` (``train.on_divergence``). It knows
+    no directory and writes nothing: checkpoints and logs are callbacks a caller adds (``runs.train``).
+    ``progress`` (phase, epoch, batch, global_step, phase_step, completed phases), ``optimizers``
+    and the model are the whole state a checkpoint holds."""
 
     def __init__(self, train: TrainConfig, fabric=None, callbacks: Sequence[Callback] = ()):
         self.train_cfg = train
         self.fabric = fabric if fabric is not None else make_fabric(train)
         self.precision = resolve_precision(train)
         self.callbacks = from_settings(train) + list(callbacks)
+        self.callbacks += [Rollback(train.max_rollbacks)] if train.on_divergence == "rollback" else []
         self.progress = {"phase": 0, "epoch": 0, "batch": 0, "global_step": 0, "phase_step": 0, "completed": []}
-        self._stop_requested = False
-        self._end_phase = self._end_now = False  # end_phase(): after this epoch / before the next batch
+        self._stop_requested = self._end_phase = self._end_now = False  # end_phase(): after the epoch / now
 
     @property
     def is_main(self) -> bool:
@@ -58,17 +58,16 @@ class Trainer:
         """Check the model's contract, move it to the device, build one optimizer per step
         and, with ``resume_from`` (a checkpoint dict), restore everything exactly."""
         self.model = place(model, self.fabric, self.train_cfg)
-        # parameters the user froze stay frozen; the others are restored after fit
-        self._trainable = {id(p) for p in model.parameters() if p.requires_grad}
+        self._trainable = {id(p) for p in model.parameters() if p.requires_grad}  # the user's frozen stay so
         groups = model.param_groups()
         check_contract(model, groups)
         self.optimizers = make_optimizers(model, groups, self.train_cfg)
         if resume_from is not None:
             self.progress = ckpt_io.restore(resume_from, model, self.optimizers, self.progress)
+            set_step_lrs(model, self.optimizers, self.train_cfg, self.progress)
         self._fab_opts = {k: self.fabric.setup_optimizers(o) for k, o in self.optimizers.items()}
         self._step_params = {k: [p for g in o.param_groups for p in g["params"]] for k, o in self.optimizers.items()}
-        self._all_params = list(model.parameters())
-        # several processes: every step's loss is the forward of one DDP-wrapped module
+        self._all_params = list(model.parameters())  # several processes: each step's loss is one DDP forward
         self._replicated = self.fabric.setup_module(StepForward(self.model)) if self.fabric.world_size > 1 else None
 
     # ------------------------------------------------------------------ stopping
@@ -83,22 +82,17 @@ class Trainer:
 
     # ------------------------------------------------------------------ the loop
     def fit(self, model, loader, labeled=None, resume_from: Optional[dict] = None):
-        """Train through every phase. ``loader``: the mixed stream (``InMemoryLoader``);
-        ``labeled``: the labeled stream (``LabeledStream``), needed by steps with
-        ``data="labeled"``; ``resume_from``: a checkpoint dict to continue exactly."""
+        """Train through every phase. ``loader``: the mixed stream (``InMemoryLoader``); ``labeled``: the
+        labeled stream (``LabeledStream``); ``resume_from``: a checkpoint dict to continue exactly."""
         self.setup(model, resume_from)
         self.loader, self.labeled = loader, labeled
         check_data(self.model, loader, labeled, [p for p in model.phases() if self.phase_epochs(p) > 0
                                                  and p.name not in self.progress["completed"]])
         n = self.train_cfg.overfit_batches
-        self._fixed = loader.first_batches(n) if n else None
-        self._start = time.time()
-        phases = model.phases()
+        self._fixed, self._start, phases = loader.first_batches(n) if n else None, time.time(), model.phases()
         try:
             self._emit("on_fit_start", resume_from is not None)
-            for pi, phase in enumerate(phases):
-                if pi >= self.progress["phase"] and not self._run_phase(pi, phase):
-                    break
+            self._run_phases(phases)
             if self._out_of_steps():  # stopped by train.max_steps: resumable with more
                 self._emit("on_stop")
         finally:
@@ -108,6 +102,19 @@ class Trainer:
             self._replicated = None  # the DDP wrapper holds the process group until it is collected
             model.eval()
         return model
+
+    def _run_phases(self, phases: list[Phase]) -> None:
+        """The phases from ``progress`` on, until one says stop (train.max_steps); after a divergence a
+        callback rolled back, on again from there."""
+        while True:
+            try:
+                all(pi < self.progress["phase"] or self._run_phase(pi, phase) for pi, phase in enumerate(phases))
+                return
+            except DivergenceError as e:
+                if not any(cb.on_divergence(self, e) for cb in self.callbacks):
+                    raise
+                self._end_phase = self._end_now = False
+                self._emit("on_fit_start", True)
 
     def _run_phase(self, pi: int, phase: Phase) -> bool:
         """Train one phase to its end; False when the run must stop (train.max_steps)."""
@@ -148,10 +155,8 @@ class Trainer:
         self.loader.epoch_key = pi * 100_003 + epoch
         n_batches = self.epoch_batches()
         if first == 0:
-            logs = self.model.on_epoch_start(phase.name, epoch, self.loader.full_pass)
-            if logs:
-                log.info("phase %s epoch %d: %s", phase.name, epoch + 1,
-                         ", ".join(f"{k} {v:.4g}" for k, v in logs.items()))
+            for k, v in (self.model.on_epoch_start(phase.name, epoch, self.loader.full_pass) or {}).items():
+                log.info("phase %s epoch %d: %s %.4g", phase.name, epoch + 1, k, v)
             self.model.train_phase(phase)
         self._emit("on_epoch_start", phase, epoch)
         source = self._fixed[first:] if self._fixed is not None else self.loader.iterate(first, with_index=True)
@@ -201,17 +206,16 @@ class Trainer:
     def update(self, step: Step, batch: Batch) -> dict:
         """One optimizer update of ``step``: only its groups trainable, zero grad, loss,
         backward, average across processes, clip, step. Returns the step's logs."""
-        fabric, tc = self.fabric, self.train_cfg
-        params, optimizer = self._step_params[step.name], self._fab_opts[step.name]
-        trainable = {id(p) for p in params}
+        fabric, tc, optimizer = self.fabric, self.train_cfg, self._fab_opts[step.name]
+        trainable = {id(p) for p in self._step_params[step.name]}
         for p in self._all_params:
             p.requires_grad_(id(p) in trainable)
         optimizer.zero_grad(set_to_none=True)
         out = step_output(step, batch, fabric, self.precision, self._replicated)
         if not torch.isfinite(out.loss):
-            raise TrainingError(f"step {step.name!r} produced a non-finite loss ({out.loss.item()}) at global step "
-                                f"{self.progress['global_step']}; lower train.lr, set train.grad_clip, or check the "
-                                "data for extreme values")
+            raise DivergenceError(f"step {step.name!r} produced a non-finite loss ({out.loss.item()}) at global step "
+                                  f"{self.progress['global_step']}; lower train.lr, set train.grad_clip, set "
+                                  "train.on_divergence rollback, or check the data for extreme values", step.name)
         if self.agree(out.skip):  # the step declined this batch: no backward, no step
             return out.logs
         fabric.backward(out.loss)
@@ -231,8 +235,7 @@ class Trainer:
     def epoch_batches(self) -> int:
         if self._fixed is not None:
             return len(self._fixed)
-        n = len(self.loader)
-        return min(n, 2) if self.train_cfg.fast_dev_run else n
+        return min(len(self.loader), 2) if self.train_cfg.fast_dev_run else len(self.loader)
 
     def _out_of_steps(self) -> bool:
         """train.max_steps reached: the run stops (resumable with a larger max_steps)."""
@@ -240,11 +243,8 @@ class Trainer:
 
     def agree(self, flag: bool) -> bool:
         """Rank 0's decision on every process, so all run the same steps (no collective hangs)."""
-        if self.fabric.world_size > 1:
-            return bool(self.fabric.broadcast(flag, src=0))
-        return flag
+        return bool(self.fabric.broadcast(flag, src=0)) if self.fabric.world_size > 1 else flag
 
-    def _row(self, running: dict, phase: Phase, epoch: int) -> dict:
-        """A logged row: the counters, the time, each logged value's mean since the last row."""
+    def _row(self, running: dict, phase: Phase, epoch: int) -> dict:  # counters, time, means since the last row
         return {"step": self.progress["global_step"], "phase": phase.name, "epoch": epoch,
                 "time": round(time.time() - self._start, 3), **means_across(self.fabric, running)}
