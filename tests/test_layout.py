@@ -91,9 +91,11 @@ def test_engine_methods_are_short():
                 assert length <= 40, f"{module.name}:{node.name} has {length} lines"
 
 
-# every file and folder name a run directory holds; only rundir.py may spell them in code
+# every file and folder name a run directory holds; only rundir.py may spell them in code ("tensorboard",
+# the folder of the TensorBoard logger, is also that logger's name in train.loggers: not checked)
 RUN_NAMES = ("config.yaml", "metrics.jsonl", "checkpoints", "last.pt", "best.pt", "figures", "summary.json",
-             "metrics.json", "standardization.json", "command.txt", "report.html", "tensorboard")
+             "metrics.json", "standardization.json", "command.txt", "trackers.json", "latent_explorer.json",
+             "report.html")
 
 
 def run_paths_spelled(source: str) -> list[str]:

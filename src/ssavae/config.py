@@ -88,16 +88,22 @@ class TrainConfig:
     best_mode: Literal["min", "max"] = opt("min", "whether a lower (min) or higher (max) train.best_metric is better")
     sample_every: int = opt(1, "epochs between sample/reconstruction grids; 0 disables", ge=0)
     progress: bool = opt(True, "rich progress bar with the live losses")
-    tensorboard: bool = opt(False, "also log to TensorBoard (needs the [tensorboard] extra)")
+    loggers: list[Literal["jsonl", "tensorboard", "mlflow", "wandb"]] = opt(
+        help="where the config, training metrics, final numbers and figures also go (tracking.py): jsonl "
+        "(RUN_DIR/metrics.jsonl, always written), tensorboard, mlflow, wandb (each an extra: pip install "
+        "'ssavae[mlflow]'); a tracker that fails warns once and the run goes on", factory=lambda: ["jsonl"])
+    tracking_uri: Optional[str] = opt(None, "mlflow: the tracking server or store (default: MLFLOW_TRACKING_URI, "
+                                      "else the file store ./mlruns)")
+    experiment: Optional[str] = opt(None, "the mlflow experiment / wandb project (default: ssavae-FAMILY)")
     guard: bool = opt(True, "the stability guard of adversarial training (engine/guard.py)")
-    on_divergence: Literal["stop", "rollback"] = opt(
-        "stop", "after a non-finite loss or the guard's stop: stop (resumable from the last checkpoint), or "
-        "rollback: back to the end of the last epoch, the learning rate of the step to blame halved")
-    max_rollbacks: int = opt(3, "rollbacks a run may make before it stops (train.on_divergence rollback)", ge=1)
     guard_patience: int = opt(200, "batches in a row a critic may win outright before the run stops", ge=1)
     guard_margin: float = opt(0.05, "\"outright\": d_real - d_fake >= 1 - 2 * margin", ge=0, lt=0.5)
     guard_every: int = opt(500, "phase steps between sample-collapse probes; 0: no probes", ge=0)
     guard_collapse: float = opt(0.05, "sample spread / real spread below this (twice) is a collapse", ge=0)
+    on_divergence: Literal["stop", "rollback"] = opt(
+        "stop", "after a non-finite loss or the guard's stop: stop (resumable from the last checkpoint), or "
+        "rollback: back to the end of the last epoch, the learning rate of the step to blame halved")
+    max_rollbacks: int = opt(3, "rollbacks a run may make before it stops (train.on_divergence rollback)", ge=1)
 
     def validate(self) -> None:
         for step, lr in self.step_lr.items():
@@ -177,6 +183,8 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
             raise ConfigError(f"{where}: {value!r} is not one of the allowed values: {allowed}")
         return value
     if origin in (tuple, list):
+        if isinstance(value, str) and "," in value:  # --train.loggers jsonl,mlflow
+            value = [v.strip() for v in value.split(",") if v.strip()]
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"{where}: expected a list, got {value!r}")
         if origin is tuple and args and args[-1] is not Ellipsis:
@@ -318,12 +326,15 @@ def build_run_config(data: dict) -> RunConfig:
 # run is read back, an error (with the reason) when a user gives them
 RETIRED = {"train.checkpoints": "an in-memory fit (runs.fit, the estimator) writes no checkpoint; a run "
                                 "directory always has them",
-           "train.report": "a run directory always gets its figures and report; runs.fit writes none"}
+           "train.report": "a run directory always gets its figures and report; runs.fit writes none",
+           "train.tensorboard": "TensorBoard is one of the trackers now: train.loggers [jsonl, tensorboard]"}
 
 
 def upgrade(raw: dict) -> dict:
     """A saved run's config (config.yaml, a checkpoint's) without the ``RETIRED`` keys."""
     out = {k: dict(v) if isinstance(v, dict) else v for k, v in raw.items()}
+    if isinstance(out.get("train"), dict) and out["train"].get("tensorboard"):
+        out["train"]["loggers"] = [*out["train"].get("loggers", ["jsonl"]), "tensorboard"]
     for dotted in RETIRED:
         section, key = dotted.split(".")
         if isinstance(out.get(section), dict):

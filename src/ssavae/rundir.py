@@ -2,7 +2,8 @@
 run (tests/test_layout.py checks); every reader and writer asks a ``RunDir``::
 
     RUN_DIR/config.yaml            the resolved config (re-loadable with --config)
-    RUN_DIR/metrics.jsonl          one row per logged step (RUN_DIR/tensorboard/ with train.tensorboard)
+    RUN_DIR/metrics.jsonl          one row per logged step (RUN_DIR/tensorboard/ with train.loggers tensorboard)
+    RUN_DIR/trackers.json          the ids of the run in its trackers (mlflow, wandb), for a resume
     RUN_DIR/checkpoints/last.pt    exact resume, written atomically (best.pt, epoch-*.pt as configured)
     RUN_DIR/figures/NAME.png       grids and maps (per epoch: NAME_PHASE_epochNNN.png)
     RUN_DIR/summary.json           test-set numbers of the finished run
@@ -46,6 +47,7 @@ class RunDir:
     evaluation = property(lambda self: self.eval_file("metrics"))
     standardization = property(lambda self: self.root / "standardization.json")
     command = property(lambda self: self.root / "command.txt")
+    trackers = property(lambda self: self.root / "trackers.json")
     report = property(lambda self: self.root / "report.html")
 
     last = property(lambda self: self.checkpoints / "last.pt")  # exact resume

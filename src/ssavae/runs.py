@@ -14,7 +14,7 @@ import torch
 
 from . import checkpoint as ckpt_io
 from . import config as config_mod
-from . import pretrained
+from . import pretrained, tracking
 from .config import RunConfig
 from .data import (DataInfo, Dataset, InMemoryLoader, LabeledStream, Standardization, apply_split, labeled_mask,
                    load_dataset, warn_unscaled)
@@ -372,21 +372,29 @@ def train(cfg: RunConfig, run_dir: str | Path, resume: bool = False,
                         "extended: its schedule has ended); for more epochs, start a new run with them", rd.root)
 
     t = cfg.train
+    tracking.check_installed(t.loggers)
+    trackers = tracking.Trackers(rd, cfg.to_dict(), t.loggers)
+
     def callbacks_for(ds: Dataset) -> list[Callback]:  # after the trainer's own (guard, ...)
-        return [SignalStop(), MetricsLog(rd.metrics, rd.tensorboard if t.tensorboard else None),
+        return [SignalStop(), MetricsLog(rd.metrics),
                 Checkpointer(rd.last, rd.best, cfg.to_dict(), t.checkpoint_every, t.keep_checkpoints,
                              t.best_metric, t.best_mode),
-                EpochFigures(ds, rd, t.sample_every, cfg.seed), *callbacks]
+                EpochFigures(ds, rd, t.sample_every, cfg.seed), trackers, *callbacks]
 
     with launched(fabric):  # the process group, from here to the end of the run
-        model, ds, trainer = _fit(cfg, fabric, dataset, parts, callbacks_for, resume_from, init_from, before)
-        summary = summarize(model, ds, trainer.progress, Shards(fabric))  # every rank its block
-        summary["evaluated_on"] = cfg.data.evaluate_on
-        summary["precision"] = cfg.train.precision
-        if fabric.global_rank == 0:
-            rd.write_json(rd.summary, summary)
-            final_figures(model, ds, rd, cfg.seed)
-            write_report(rd)
+        try:
+            model, ds, trainer = _fit(cfg, fabric, dataset, parts, callbacks_for, resume_from, init_from, before)
+            summary = summarize(model, ds, trainer.progress, Shards(fabric))  # every rank its block
+            summary["evaluated_on"] = cfg.data.evaluate_on
+            summary["precision"] = cfg.train.precision
+            if fabric.global_rank == 0:
+                rd.write_json(rd.summary, summary)
+                final_figures(model, ds, rd, cfg.seed)
+                write_report(rd)
+        except BaseException:
+            trackers.close(None, ok=False)
+            raise
+        trackers.close(summary, ok=True)
         return RunResult(model, ds, rd.root, summary)
 
 

@@ -145,17 +145,16 @@ def _copy_atomic(src: Path, dst: Path) -> None:
 
 
 class MetricsLog(Callback):
-    """Every logged row into ``path`` (JSON lines; rows past a resumed checkpoint's step dropped)
-    and, with ``tensorboard_dir``, into a TensorBoard event file."""
+    """Every logged row into ``path`` (JSON lines; rows past a resumed checkpoint's step dropped);
+    the other trackers are ``tracking.Trackers``."""
 
-    def __init__(self, path: Path, tensorboard_dir: Optional[Path] = None):
-        self.path, self.tensorboard_dir, self._writer = Path(path), tensorboard_dir, None
+    def __init__(self, path: Path):
+        self.path, self._writer = Path(path), None
 
     def on_fit_start(self, trainer, resumed) -> None:
         self.on_fit_end(trainer)  # after a rollback: the rows past its step are dropped on reopening
         if trainer.is_main:
-            self._writer = MetricsWriter(self.path, trainer.progress["global_step"] if resumed else None,
-                                         self.tensorboard_dir)
+            self._writer = MetricsWriter(self.path, trainer.progress["global_step"] if resumed else None)
 
     def on_log(self, trainer, row) -> None:
         if self._writer is not None:
