@@ -236,6 +236,24 @@ def test_comparison_tables_drop_columns_no_family_has():
     assert md.count("n/a") == 2 and "cluster acc." not in html_table(rows, "epochs=1")
 
 
+def test_compare_html_marks_the_best_value_of_each_column():
+    """Highest accuracy and recall, lowest Frechet distance, the sharpness ratio nearest 1; a column
+    with one value, or without a direction (train time), marks nothing."""
+    import re
+
+    from ssavae.compare import html_table
+
+    rows = [{"family": "vae", "train_seconds": 3.0, "generation.frechet_distance": 20.0,
+             "generation.recall": 0.5, "generation.sharpness_vs_real": 0.4},
+            {"family": "vaegan", "train_seconds": 2.0, "generation.frechet_distance": 14.0,
+             "generation.recall": 0.7, "generation.sharpness_vs_real": 1.3},
+            {"family": "ssavae", "train_seconds": 4.0, "generation.frechet_distance": 30.0,
+             "generation.recall": 0.6, "generation.sharpness_vs_real": 0.9, "classification.accuracy": 0.88}]
+    page = html_table(rows, "epochs=1")
+    best = re.findall(r"<td class='best' title='best'><b>([^<]+)</b></td>", page)
+    assert sorted(best) == sorted(["14.0000", "0.7000", "0.9000"])  # accuracy: one value only
+
+
 def test_resuming_a_finished_run_says_there_is_nothing_to_train(tmp_path, capsys):
     out = tmp_path / "done"
     base = ["train", *tiny_cli("vae"), "--out", str(out)]

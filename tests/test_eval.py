@@ -247,3 +247,46 @@ def test_the_completion_baseline_is_a_metric_of_every_image_autoencoder_that_doe
     for family in ("cvae_completion", "cvae"):
         other = build_model(build_run_config(family_raw(family)), ds)
         assert not metric.applies(Context(other, ds))
+
+
+def test_the_report_reads_as_a_person_needs_it(tmp_path, monkeypatch):
+    """report.html opens with the command, the run's settings and versions; numbers are formatted
+    (72.6 %, 71.7-73.4 %) beside their labels; every figure has a title and what to look for; the
+    per-class grid names its rows and the reconstruction grid its columns (drawn into the PNG)."""
+    import json
+    import re
+
+    import numpy as np
+    from PIL import Image
+
+    from ssavae import cli
+    from ssavae.eval.report import fmt
+
+    from conftest import tiny_cli
+
+    monkeypatch.setenv("SSAVAE_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "run"
+    assert cli.main(["train", *tiny_cli("ssavae", model={"latent_dim": 2}), "--out", str(out)]) == 0
+    assert cli.main(["evaluate", str(out), "--n", "64", "--iw-samples", "4"]) == 0
+    page = (out / "report.html").read_text()
+    text = re.sub(r"<[^>]+>", " ", page)
+    assert "ssavae train --model ssavae" in text and "settings changed from the defaults" in text
+    assert "model.latent_dim = 2" in text and "report by ssavae" in text
+    summary = json.loads((out / "summary.json").read_text())
+    acc, (lo, hi) = summary["classification.accuracy"], summary["classification.accuracy_ci95"]
+    assert f"{100 * acc:.1f} %" in text and f"{100 * lo:.1f}-{100 * hi:.1f} %" in text
+    assert "test accuracy" in text and "0.7169707555471805" not in fmt("x.accuracy_ci95", [0.7169707555471805, 0.73])
+    assert fmt("x.accuracy_ci95", [0.7169707555471805, 0.734455779993703]) == "71.7-73.4 %"
+    assert fmt("classification.accuracy", 0.7261) == "72.6 %" and fmt("n_test", 10000) == "10,000"
+    for title in ("Samples.", "Reconstructions.", "Samples per class.", "Code map.", "Training curves."):
+        assert f"<b>{title}</b>" in page
+    assert "a test image, then its reconstruction" in text and "named on the left" in text
+
+    def ink(img, box):  # dark pixels in a region: drawn text
+        return int((np.asarray(img.convert("L").crop(box)) < 128).sum())
+
+    per_class = Image.open(out / "figures" / "samples_per_class.png")
+    plain = Image.open(out / "figures" / "samples_final.png")
+    assert per_class.width > 10 * 56 + 20 and ink(per_class, (0, 0, 30, per_class.height)) > 50  # row names
+    recon = Image.open(out / "figures" / "reconstructions_final.png")
+    assert recon.height > plain.height and ink(recon, (0, 0, recon.width, 14)) > 50  # "input", "recon." above

@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from . import config as config_mod
-from .eval.registry import flatten, table_columns
+from .eval.registry import better, flatten, table_columns
 from .eval.infer import labels_for
 from .fileio import atomic_path
 from .runlog import read_metrics
@@ -79,9 +79,14 @@ def _cell(row: dict, key: str) -> str:
     return f"{v:.4f}" if isinstance(v, float) else str(v)
 
 
+def _columns(rows: list[dict]) -> list[tuple[str, str]]:
+    """(key, header) of the metric columns that at least one family has."""
+    return [(k, h) for k, h in table_columns() if any(r.get(k) is not None for r in rows)]
+
+
 def _table(rows: list[dict]) -> tuple[list[str], list[list[str]]]:
     """(header, cells per row) with the metric columns that at least one family has."""
-    cols = [(k, h) for k, h in table_columns() if any(r.get(k) is not None for r in rows)]
+    cols = _columns(rows)
     head = ["family", "train time (s)"] + [h for _, h in cols]
     return head, [[r["family"], _cell(r, "train_seconds")] + [_cell(r, k) for k, _ in cols] for r in rows]
 
@@ -94,12 +99,30 @@ def markdown_table(rows: list[dict], budget: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def best_rows(rows: list[dict], key: str) -> set[int]:
+    """The rows holding the best value of ``key`` (``registry.better``: highest, lowest, or nearest
+    1 for a ratio to real images); none for a column without a direction or with one value."""
+    way = better(key)
+    values = {i: r[key] for i, r in enumerate(rows) if isinstance(r.get(key), (int, float))}
+    if way is None or len(values) < 2:
+        return set()
+    score = {i: (-v if way == "max" else v if way == "min" else abs(v - 1)) for i, v in values.items()}
+    top = min(score.values())
+    return {i for i, s in score.items() if s == top}
+
+
 def html_table(rows: list[dict], budget: str) -> str:
+    """The table, the best value of each column in bold (and marked for a screen reader)."""
     head, cells = _table(rows)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in cells)
+    keys = ["family", "train_seconds"] + [k for k, _ in _columns(rows)]
+    best = {c: best_rows(rows, k) for c, k in enumerate(keys) if c > 1}
+    body = "".join("<tr>" + "".join(f"<td class='best' title='best'><b>{html.escape(c)}</b></td>"
+                                    if i in best.get(j, ()) else f"<td>{html.escape(c)}</td>"
+                                    for j, c in enumerate(row)) + "</tr>" for i, row in enumerate(cells))
     return ("<!doctype html><html><head><meta charset='utf-8'><title>ssavae compare</title>"
-            "<style>table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px}</style>"
-            f"</head><body><p>Budget: {html.escape(budget)}</p><table><tr>"
+            "<style>table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px}"
+            "td.best{background:#e8f4e8}</style>"
+            f"</head><body><p>Budget: {html.escape(budget)}; the best value of each column in bold.</p><table><tr>"
             + "".join(f"<th>{html.escape(h)}</th>" for h in head) + f"</tr>{body}</table></body></html>")
 
 

@@ -137,6 +137,17 @@ class RunConfig:
 # conversion between dicts and dataclasses, with types checked
 
 
+def flat_dict(config: dict, prefix: str = "") -> dict[str, Any]:
+    """{"model": {"beta": 0.005}} -> {"model.beta": 0.005}; lists and None as text (tracker parameters)."""
+    out: dict[str, Any] = {}
+    for k, v in config.items():
+        if isinstance(v, dict):
+            out.update(flat_dict(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v if isinstance(v, (int, float, str, bool)) else str(v)
+    return out
+
+
 def to_dict(obj: Any) -> dict:
     """Dataclass -> plain dict of YAML-safe values (tuples become lists)."""
 

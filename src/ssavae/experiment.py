@@ -36,7 +36,7 @@ from . import config as config_mod
 from .errors import ConfigError
 from .fileio import atomic_path
 from .rundir import RunDir
-from .eval.registry import flatten
+from .eval.registry import flatten, is_percent
 from .runs import evaluate_run, train_or_resume
 
 
@@ -113,12 +113,6 @@ def run_experiment(path: str | Path, out: str | Path) -> Path:
     with atomic_path(out / "results.md") as tmp:
         tmp.write_text(table(exp, rows))
     return out
-
-
-def is_percent(metric: str) -> bool:
-    """Accuracies (``classification.accuracy``, ``clustering.accuracy_majority``, ...) are shown in
-    percent; every other number as it is."""
-    return metric.rsplit(".", 1)[-1].startswith("accuracy")
 
 
 def mean_std(values: list[float], percent: bool = False) -> str:

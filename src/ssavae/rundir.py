@@ -64,6 +64,8 @@ class RunDir:
     def figure(self, name: str) -> Path:
         return self.figures / f"{name}.png"
 
+    explorer = property(lambda self: self.figures / "latent_explorer.json")  # the report's latent explorer
+
     # ------------------------------------------------------------------ state
     def is_run(self) -> bool:
         """Whether a run was started here (its config is written before the first step)."""

@@ -14,7 +14,7 @@ import torch
 
 from . import checkpoint as ckpt_io
 from . import config as config_mod
-from . import pretrained, tracking
+from . import __version__, pretrained, tracking
 from .config import RunConfig
 from .data import (DataInfo, Dataset, InMemoryLoader, LabeledStream, Standardization, apply_split, labeled_mask,
                    load_dataset, warn_unscaled)
@@ -387,6 +387,7 @@ def train(cfg: RunConfig, run_dir: str | Path, resume: bool = False,
             summary = summarize(model, ds, trainer.progress, Shards(fabric))  # every rank its block
             summary["evaluated_on"] = cfg.data.evaluate_on
             summary["precision"] = cfg.train.precision
+            summary["ssavae_version"] = __version__
             if fabric.global_rank == 0:
                 rd.write_json(rd.summary, summary)
                 final_figures(model, ds, rd, cfg.seed)

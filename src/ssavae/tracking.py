@@ -20,6 +20,7 @@ import os
 from pathlib import Path
 from typing import Optional
 
+from .config import flat_dict
 from .engine.callbacks import Callback
 from .errors import ConfigError
 from .rundir import RunDir
@@ -27,17 +28,6 @@ from .rundir import RunDir
 log = logging.getLogger(__name__)
 
 EXTRAS = {"tensorboard": "tensorboard", "mlflow": "mlflow", "wandb": "wandb"}  # logger -> module it needs
-
-
-def flat_params(config: dict, prefix: str = "") -> dict[str, object]:
-    """{"model": {"beta": 0.005}} -> {"model.beta": 0.005} (lists and None as text)."""
-    out: dict[str, object] = {}
-    for k, v in config.items():
-        if isinstance(v, dict):
-            out.update(flat_params(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v if isinstance(v, (int, float, str, bool)) else str(v)
-    return out
 
 
 def numbers(row: dict) -> dict[str, float]:
@@ -50,7 +40,7 @@ class TensorBoard:
         from lightning_fabric.loggers import TensorBoardLogger
 
         self.tb = TensorBoardLogger(str(rd.tensorboard.parent), name=rd.tensorboard.name, version="")
-        self.tb.log_hyperparams(flat_params(config))
+        self.tb.log_hyperparams(flat_dict(config))
         self.state: dict = {}
 
     def metrics(self, values: dict, step: int) -> None:
@@ -86,7 +76,7 @@ class MLflow:
             found = self.client.get_experiment_by_name(exp)
             exp_id = found.experiment_id if found else self.client.create_experiment(exp)
             self.state["run_id"] = self.client.create_run(exp_id, run_name=rd.root.name).info.run_id
-            params = [Param(k, str(v)[:500]) for k, v in flat_params(config).items()]
+            params = [Param(k, str(v)[:500]) for k, v in flat_dict(config).items()]
             for i in range(0, len(params), 100):  # MLflow takes at most 100 per batch
                 self.client.log_batch(self.state["run_id"], params=params[i:i + 100])
         self.run_id = self.state["run_id"]

@@ -41,6 +41,32 @@ def save_grid(path: str | Path, images, nrow: int = 8, scale: int = 2) -> Path:
     return Path(path)
 
 
+def labelled_grid(path: str | Path, images, nrow: int = 8, row_labels: Sequence[str] = (),
+                  col_labels: Sequence[str] = (), scale: int = 2) -> Path:
+    """``save_grid`` with names: ``row_labels`` left of the rows, ``col_labels`` above the columns."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    arr = image_grid(images, nrow)
+    grid = Image.fromarray(arr[..., 0] if arr.shape[2] == 1 else arr).convert("RGB")
+    grid = grid.resize((grid.width * scale, grid.height * scale), Image.NEAREST)
+    font = ImageFont.load_default(size=11)
+    measure = ImageDraw.Draw(grid)
+    left = int(max((measure.textlength(t, font=font) for t in row_labels), default=-8)) + 8
+    top = 16 if col_labels else 0
+    page = Image.new("RGB", (grid.width + left, grid.height + top), "white")
+    page.paste(grid, (left, top))
+    draw, (h, w), pad = ImageDraw.Draw(page), images.shape[-2:], 2 * scale
+    cell_h, cell_w = (h * scale + pad), (w * scale + pad)
+    for r, text in enumerate(row_labels):
+        draw.text((left - 4, top + pad + r * cell_h + h * scale / 2), text, fill="black", font=font, anchor="rm")
+    for k, text in enumerate(col_labels):
+        short = text if measure.textlength(text, font=font) <= cell_w else text[:max(1, int(cell_w / 7))] + "."
+        draw.text((left + pad + k * cell_w + w * scale / 2, top / 2), short, fill="black", font=font, anchor="mm")
+    with atomic_path(path) as tmp:
+        page.save(tmp, format="PNG")
+    return Path(path)
+
+
 def save_gif(path: str | Path, frames, nrow: int = 8, scale: int = 2, ms: int = 120) -> Path:
     """An animated GIF, one grid of images (N, C, H, W) in [0, 1] per frame of ``frames``
     (T, N, C, H, W), looping."""
@@ -73,8 +99,8 @@ def epoch_figures(model, ds, figures: Path, tag: str, seed: int = 0) -> list[Pat
     g = torch.Generator().manual_seed(seed)
     out = [save_grid(Path(figures) / f"samples_{tag}.png",
                      model.sample(64, labels_for(model, 64), generator=g), nrow=8),
-           save_grid(Path(figures) / f"reconstructions_{tag}.png",
-                     interleave(x, model.reconstruct(x, y)), nrow=8)]
+           labelled_grid(Path(figures) / f"reconstructions_{tag}.png", interleave(x, model.reconstruct(x, y)),
+                         nrow=8, col_labels=["input", "recon."] * 4)]
     model.train(was_training)
     return out
 
@@ -88,6 +114,20 @@ def figure_to_png(fig, path: Path) -> Path:
     finally:
         plt.close(fig)
     return Path(path)
+
+
+def class_colormap(k: int):
+    """The colours of k classes in every latent figure (the map, the report's explorer)."""
+    import matplotlib.pyplot as plt
+
+    return plt.get_cmap("tab10" if k <= 10 else "tab20" if k <= 20 else "nipy_spectral", k)
+
+
+def class_colors(k: int) -> list[str]:
+    from matplotlib.colors import to_hex
+
+    cmap = class_colormap(k)
+    return [to_hex(cmap(i)) for i in range(k)]
 
 
 def latent_map(path: str | Path, codes: np.ndarray, labels: np.ndarray,
@@ -104,7 +144,7 @@ def latent_map(path: str | Path, codes: np.ndarray, labels: np.ndarray,
     k = int(max(labels.max(initial=0), 0)) + 1
     if decision is not None:
         k = max(k, int(decision[2].max()) + 1)
-    cmap = plt.get_cmap("tab10" if k <= 10 else "tab20" if k <= 20 else "nipy_spectral", k)
+    cmap = class_colormap(k)
     fig, ax = plt.subplots(figsize=(7, 6))
     if decision is not None:
         xx, yy, pred = decision

@@ -460,6 +460,26 @@ def evaluate_model(model, ds: Dataset, evaluator: Evaluator, n: int = 5000, iw_s
     return out
 
 
+def is_percent(key: str) -> bool:
+    """Accuracies and error rates (``classification.accuracy``, ``clustering.accuracy_majority``,
+    ``evaluator_test_accuracy``, ``classification.error``) are shown in percent; every other number
+    as it is."""
+    name = key.rsplit(".", 1)[-1]
+    return name.startswith("accuracy") or name.endswith("_accuracy") or name == "error"
+
+
+def better(key: str) -> "str | None":
+    """Which way a metric improves: "max", "min", or "one" (a ratio to real images, best at 1)."""
+    name = key.rsplit(".", 1)[-1]
+    if name.endswith("_vs_real"):
+        return "one"
+    if name.startswith(("accuracy", "precision", "recall", "class_consistency", "class_kept", "knn", "silhouette")):
+        return "max"
+    if any(w in name for w in ("mse", "bce", "error", "frechet", "nll", "elbo")):
+        return "min"
+    return None
+
+
 def flatten(result: dict) -> dict[str, float]:
     """{"reconstruction": {"pixel_mse": x}} -> {"reconstruction.pixel_mse": x} (scalars only)."""
     flat = {}

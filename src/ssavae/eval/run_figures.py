@@ -24,11 +24,29 @@ def project_2d(codes: np.ndarray) -> tuple[np.ndarray, tuple[str, str]]:
 
 
 @torch.no_grad()
-def latent_lattice(model, n: int = 20, span: float = 3.0) -> torch.Tensor:
-    """Decode a regular n x n lattice over [-span, span]^2 of a 2-D latent plane."""
-    t = torch.linspace(-span, span, n)
-    zz = torch.stack(torch.meshgrid(-t, t, indexing="ij")[::-1], -1).reshape(-1, 2)
+def latent_lattice(model, lo=(-3.0, -3.0), hi=(3.0, 3.0), n: int = 20) -> torch.Tensor:
+    """Decode a regular n x n lattice of a 2-D latent plane over [lo, hi] (row 0: z2 = hi[1],
+    column 0: z1 = lo[0]), row by row: the decoded latent plane and the explorer's tiles."""
+    z1, z2 = torch.linspace(lo[0], hi[0], n), torch.linspace(hi[1], lo[1], n)
+    zz = torch.stack([z1.repeat(n), z2.repeat_interleave(n)], 1)
     return model.decode(zz.to(model.device))
+
+
+def explorer_data(model, ds: Dataset, rd: RunDir, n: int = 20, points: int = 2000) -> list[Path]:
+    """For a 2-D code: the decoded lattice over the test codes' range (``latent_lattice.png``)
+    and what the report's latent explorer draws (RunDir.explorer: the range, the lattice's tile
+    layout, test codes and labels)."""
+    m = min(len(ds.x_test), points)
+    codes = encode_all(model, ds.x_test[:m], None)
+    lo, hi = np.percentile(codes, 1, axis=0), np.percentile(codes, 99, axis=0)
+    lo, hi = lo - 0.1 * (hi - lo) - 1e-3, hi + 0.1 * (hi - lo) + 1e-3
+    path = fig.save_grid(rd.figure("latent_lattice"), latent_lattice(model, lo, hi, n), nrow=n, scale=1)
+    shape = ds.info.shape
+    rd.write_json(rd.explorer, {"lo": lo.tolist(), "hi": hi.tolist(), "n": n,
+                                "tile": {"w": shape[-1], "h": shape[-2], "pad": 2},
+                                "codes": np.round(codes, 4).tolist(), "labels": ds.y_test[:m].tolist(),
+                                "classes": list(ds.classes), "colors": fig.class_colors(len(ds.classes))})
+    return [path]
 
 
 @torch.no_grad()
@@ -89,24 +107,24 @@ def final_figures(model, ds: Dataset, rd: RunDir, seed: int = 0) -> list[Path]:
             k = min(ds.info.num_classes, 20)
             y = torch.arange(k).repeat_interleave(10).to(model.device)
             g = torch.Generator().manual_seed(seed)
-            written.append(fig.save_grid(figures / "samples_per_class.png",
-                                         model.sample(len(y), y=y, generator=g), nrow=10))
+            written.append(fig.labelled_grid(figures / "samples_per_class.png", model.sample(len(y), y=y, generator=g),
+                                             nrow=10, row_labels=list(ds.classes)[:k]))
         if model.clusters and not model.class_sampling:  # one row per learned cluster
-            written.append(fig.save_grid(figures / "samples_per_cluster.png",
-                                         cluster_samples(model, ds, seed=seed), nrow=10))
+            rows = cluster_samples(model, ds, seed=seed)
+            written.append(fig.labelled_grid(figures / "samples_per_cluster.png", rows, nrow=10,
+                                             row_labels=[f"cluster {i}" for i in range(len(rows) // 10)]))
         if model.conditional:  # first column: the source; then its code decoded as each class
             x = to_float(ds.x_test[:10]).to(model.device)
             yt = torch.from_numpy(ds.y_test[:10]).to(model.device)
-            written.append(fig.save_grid(figures / "style_transfer.png",
-                                         style_transfer(model, x, yt), nrow=ds.info.num_classes + 1))
+            written.append(fig.labelled_grid(figures / "style_transfer.png", style_transfer(model, x, yt),
+                                             nrow=ds.info.num_classes + 1, col_labels=["source", *ds.classes]))
         if model.sequential:  # one row per draw: the canvas after each step, and as a GIF
             written += canvas_figures(model, ds, figures, seed)
         if model.code_dim == 2 and not model.conditional:
-            written.append(fig.save_grid(figures / "latent_lattice.png", latent_lattice(model),
-                                         nrow=20, scale=1))
+            written += explorer_data(model, ds, rd)
     if ds.info.is_image and model.completes:
-        written.append(fig.save_grid(figures / "completions.png", completion_rows(model, ds, seed=seed),
-                                     nrow=8))
+        written.append(fig.labelled_grid(figures / "completions.png", completion_rows(model, ds, seed=seed),
+                                         nrow=8, col_labels=["shown", "truth", *(f"draw {i}" for i in range(1, 7))]))
     written.append(_latent_map(model, ds, figures))
     curves = fig.curves(figures / "training_curves.png", read_metrics(rd.metrics), model.name)
     if curves:
@@ -130,7 +148,8 @@ def _interpolations(model, ds: Dataset, figures: Path) -> Path:
     y = torch.from_numpy(ds.y_test[:2 * n]).to(model.device) if model.conditional else None
     rows = interpolations(model, x[:n], x[n:], y_a=None if y is None else y[:n],
                           y_b=None if y is None else y[n:])
-    return fig.save_grid(figures / "interpolations.png", rows, nrow=10)
+    return fig.labelled_grid(figures / "interpolations.png", rows, nrow=10,
+                             col_labels=["from", *[""] * 8, "to"])
 
 
 def _latent_map(model, ds: Dataset, figures: Path) -> Path:
