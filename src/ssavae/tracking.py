@@ -11,7 +11,10 @@ Each gets the resolved config as parameters, every logged training row by step, 
 grids as they are drawn, the run's summary numbers, its final figures and report.html, in one run
 of its own (a resumed run continues the same one: ``RunDir.trackers`` keeps the ids). A tracker
 that is asked for but not installed is refused before training; one that fails later (a server
-down, a full disk) warns once and is dropped: the run goes on, and its own files lose nothing.
+down, a full disk) warns once and is dropped: the run goes on, and its own files lose nothing. An
+MLflow server that does not answer costs, once, the client's own retries before that warning
+(MLFLOW_HTTP_REQUEST_MAX_RETRIES and MLFLOW_HTTP_REQUEST_TIMEOUT set how long). ``ssavae
+evaluate``'s later numbers stay in the run directory (eval/metrics.json); they are not sent.
 """
 from __future__ import annotations
 
