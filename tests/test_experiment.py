@@ -39,6 +39,8 @@ def test_an_experiment_file_trains_each_cell_and_seed_once_and_tabulates_them(tm
     saved = yaml.safe_load((out / "variant=vec,labels_per_class=8" / "seed1" / "config.yaml").read_text())
     assert len(vec8) == 2 and saved["seed"] == 1 and saved["model"]["name"] == "ssavae"
     assert saved["data"]["labels_per_class"] == 8 and saved["model"]["decoder_epochs"] == 0
+    run = out / "variant=vec,labels_per_class=8" / "seed1"
+    assert (run / "command.txt").read_text().startswith(f"ssavae run {path} --out {out}")  # for its report
     table = (out / "results.md").read_text()
     assert f"| vec | 8 | {mean_std(vec8, percent=True)} |" in table
     mean, std = 100 * statistics.fmean(vec8), 100 * statistics.stdev(vec8)

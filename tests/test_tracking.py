@@ -57,6 +57,13 @@ def test_tensorboard_and_mlflow_get_the_config_the_metrics_by_step_and_the_figur
     figures = [a.path for a in client.list_artifacts(run_id, "figures")]
     assert "figures/samples_final.png" in figures and "figures/samples_train_epoch001.png" in figures
     assert "report.html" in [a.path for a in client.list_artifacts(run_id)]
+    monkeypatch.setenv("SSAVAE_CACHE", str(tmp_path / "cache"))  # ssavae evaluate: to the same run, later
+    assert cli.main(["evaluate", str(out), "--n", "32", "--iw-samples", "4"]) == 0
+    evaluated = json.loads((out / "eval" / "metrics.json").read_text())
+    run = client.get_run(run_id)
+    assert run.data.metrics["eval/n_test"] == evaluated["n_test"] == 32
+    assert run.data.metrics["eval/reconstruction.pixel_mse"] == evaluated["reconstruction"]["pixel_mse"]
+    assert json.loads((out / "trackers.json").read_text())["mlflow"]["run_id"] == run_id
 
 
 def test_an_unreachable_tracker_costs_one_warning_and_no_step(tmp_path, monkeypatch, caplog):

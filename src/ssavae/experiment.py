@@ -103,7 +103,8 @@ def run_experiment(path: str | Path, out: str | Path) -> Path:
             rd = RunDir(out / cell_name(cell) / f"seed{seed}")
             src = exp.init_from.get(cell.get("variant"))
             train_or_resume(config_mod.build_run_config(exp.config(cell, seed)), rd,
-                            init_from=out / cell_name({**cell, "variant": src}) / f"seed{seed}" if src else None)
+                            init_from=out / cell_name({**cell, "variant": src}) / f"seed{seed}" if src else None,
+                            command=f"ssavae run {path} --out {out}  # cell {cell_name(cell)}, seed {seed}")
             if exp.evaluate and not rd.read_json(rd.evaluation):
                 evaluate_run(rd, n=exp.evaluate)
             numbers = {**(rd.read_json(rd.summary) or {}), **flatten(rd.read_json(rd.evaluation) or {})}

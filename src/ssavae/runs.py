@@ -155,17 +155,18 @@ def export_run(run_dir: str | Path, out: str | Path, checkpoint: Optional[str] =
     return dst.root
 
 
-def train_or_resume(cfg: RunConfig, run_dir: str | Path,
-                    init_from: Optional[str | Path] = None) -> Optional[RunResult]:
-    """Idempotent training for sweeps and comparisons: a finished run (it has a summary) is left
-    alone, an interrupted one resumes, a missing one starts (from ``init_from`` if given)."""
+def train_or_resume(cfg: RunConfig, run_dir: str | Path, init_from: Optional[str | Path] = None,
+                    command: Optional[str] = None) -> Optional[RunResult]:
+    """Idempotent training for sweeps, comparisons and experiments: a finished run (it has a
+    summary) is left alone, an interrupted one resumes, a missing one starts (from ``init_from``
+    if given); ``command``: as ``train`` keeps it."""
     rd = RunDir(run_dir)
     if rd.finished():
         log.info("%s: finished earlier, skipped", run_dir)
         return None
     if rd.resumable():
-        return train(cfg, run_dir, resume=True)
-    return train(cfg, run_dir, init_from=init_from)
+        return train(cfg, run_dir, resume=True, command=command)
+    return train(cfg, run_dir, init_from=init_from, command=command)
 
 
 def _init_from(model: GenerativeModel, src_dir: Path) -> list[str]:
@@ -411,4 +412,8 @@ def evaluate_run(run_dir: str | Path, n: int = 5000, iw_samples: int = 1000,
     evaluator = get_evaluator(ds, epochs=evaluator_epochs or EPOCHS, device=device or "cpu")
     result = evaluate_model(model, ds, evaluator, n=n, iw_samples=iw_samples, seed=cfg.seed)
     rd.write_json(rd.evaluation, result)
+    if rd.is_run():  # to the trackers the run trained with (an export has none)
+        from .eval.registry import flatten
+
+        tracking.send_evaluation(rd, cfg.to_dict(), flatten(result))
     return result

@@ -14,7 +14,7 @@ that is asked for but not installed is refused before training; one that fails l
 down, a full disk) warns once and is dropped: the run goes on, and its own files lose nothing. An
 MLflow server that does not answer costs, once, the client's own retries before that warning
 (MLFLOW_HTTP_REQUEST_MAX_RETRIES and MLFLOW_HTTP_REQUEST_TIMEOUT set how long). ``ssavae
-evaluate``'s later numbers stay in the run directory (eval/metrics.json); they are not sent.
+evaluate`` sends its numbers to the same runs later (``send_evaluation``: ``eval/KEY``).
 """
 from __future__ import annotations
 
@@ -163,8 +163,11 @@ class Trackers(Callback):
             self.active.pop(name, None)
 
     def on_fit_start(self, trainer, resumed) -> None:
-        if not trainer.is_main or self.active:
-            return  # (again after a rollback: the trackers are running)
+        if trainer.is_main and not self.active:  # (again after a rollback: the trackers are running)
+            self.start()
+
+    def start(self) -> None:
+        """Start (or, with the ids in RunDir.trackers, continue) the run in every tracker."""
         saved = self.rd.read_json(self.rd.trackers) or {}
         name = self.config["train"].get("experiment") or f"ssavae-{self.config['model']['name']}"
         for kind in self.wanted:
@@ -191,15 +194,31 @@ class Trackers(Callback):
             if new:
                 self._guard(name, "sending figures", t.images, new, step)
 
-    def close(self, summary: Optional[dict], ok: bool) -> None:
-        """The run's end: its summary numbers, final figures and report, then each run ends."""
+    def close(self, summary: Optional[dict], ok: bool, prefix: str = "summary", files: bool = True) -> None:
+        """The run's end: its summary numbers (as ``prefix/KEY``), final figures and report, then
+        each run ends."""
         if summary:
             for name, t in list(self.active.items()):
-                self._guard(name, "logging the summary", t.metrics,
-                            {f"summary/{k}": v for k, v in numbers(summary).items()}, self._step)
-        self._send_figures(self.rd.final_figures(), self._step)
+                self._guard(name, f"logging the {prefix}", t.metrics,
+                            {f"{prefix}/{k}": v for k, v in numbers(summary).items()}, self._step)
+        if files:
+            self._send_figures(self.rd.final_figures(), self._step)
         for name, t in list(self.active.items()):
-            if self.rd.report.exists():
+            if files and self.rd.report.exists():
                 self._guard(name, "sending the report", t.artifact, self.rd.report)
             self._guard(name, "finishing", t.finish, ok)
         self.active.clear()
+
+
+def send_evaluation(rd: RunDir, config: dict, result: dict) -> None:
+    """``ssavae evaluate``'s numbers (flattened) to the trackers the run trained with, in the same
+    runs (RunDir.trackers), as ``eval/KEY`` at the run's last logged step."""
+    from .runlog import read_metrics
+
+    trackers = Trackers(rd, config, config["train"].get("loggers", []))
+    if not trackers.wanted:
+        return
+    trackers.start()
+    rows = read_metrics(rd.metrics)
+    trackers._step = rows[-1]["step"] if rows else 0
+    trackers.close(result, ok=True, prefix="eval", files=False)
