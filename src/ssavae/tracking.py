@@ -150,7 +150,7 @@ class Trackers(Callback):
         self.rd, self.config, self.wanted = rd, config, [n for n in loggers if n in KINDS]
         self.active: dict[str, object] = {}
         self._sent: set[Path] = set()
-        self._step = 0
+        self.step = 0
 
     def _guard(self, name: str, what: str, fn, *args) -> None:
         if name not in self.active:
@@ -169,6 +169,7 @@ class Trackers(Callback):
     def start(self) -> None:
         """Start (or, with the ids in RunDir.trackers, continue) the run in every tracker."""
         saved = self.rd.read_json(self.rd.trackers) or {}
+        self._sent = set(self.rd.epoch_figures()) if saved else set()  # a resumed run sent those already
         name = self.config["train"].get("experiment") or f"ssavae-{self.config['model']['name']}"
         for kind in self.wanted:
             try:
@@ -180,7 +181,7 @@ class Trackers(Callback):
             self.rd.write_json(self.rd.trackers, {k: t.state for k, t in self.active.items()})
 
     def on_log(self, trainer, row) -> None:
-        self._step = row["step"]
+        self.step = row["step"]
         for name, t in list(self.active.items()):
             self._guard(name, "logging metrics", t.metrics, numbers(row), row["step"])
 
@@ -200,9 +201,9 @@ class Trackers(Callback):
         if summary:
             for name, t in list(self.active.items()):
                 self._guard(name, f"logging the {prefix}", t.metrics,
-                            {f"{prefix}/{k}": v for k, v in numbers(summary).items()}, self._step)
+                            {f"{prefix}/{k}": v for k, v in numbers(summary).items()}, self.step)
         if files:
-            self._send_figures(self.rd.final_figures(), self._step)
+            self._send_figures(self.rd.final_figures(), self.step)
         for name, t in list(self.active.items()):
             if files and self.rd.report.exists():
                 self._guard(name, "sending the report", t.artifact, self.rd.report)
@@ -220,5 +221,5 @@ def send_evaluation(rd: RunDir, config: dict, result: dict) -> None:
         return
     trackers.start()
     rows = read_metrics(rd.metrics)
-    trackers._step = rows[-1]["step"] if rows else 0
+    trackers.step = rows[-1]["step"] if rows else 0
     trackers.close(result, ok=True, prefix="eval", files=False)

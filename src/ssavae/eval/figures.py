@@ -28,14 +28,18 @@ def image_grid(images: torch.Tensor | np.ndarray, nrow: int = 8, pad: int = 2,
     return (np.clip(grid, 0, 1) * 255 + 0.5).astype(np.uint8).transpose(1, 2, 0)
 
 
-def save_grid(path: str | Path, images, nrow: int = 8, scale: int = 2) -> Path:
-    """Write a PNG grid of images in [0, 1]; ``scale`` enlarges small images for viewing."""
+def grid_image(images, nrow: int = 8, scale: int = 2):
+    """``image_grid`` as a PIL image, enlarged ``scale`` times (nearest: pixels stay pixels)."""
     from PIL import Image
 
     arr = image_grid(images, nrow)
     img = Image.fromarray(arr[..., 0] if arr.shape[2] == 1 else arr)
-    if scale > 1:
-        img = img.resize((img.width * scale, img.height * scale), Image.NEAREST)
+    return img.resize((img.width * scale, img.height * scale), Image.NEAREST) if scale > 1 else img
+
+
+def save_grid(path: str | Path, images, nrow: int = 8, scale: int = 2) -> Path:
+    """Write a PNG grid of images in [0, 1]; ``scale`` enlarges small images for viewing."""
+    img = grid_image(images, nrow, scale)
     with atomic_path(path) as tmp:
         img.save(tmp, format="PNG")
     return Path(path)
@@ -46,9 +50,7 @@ def labelled_grid(path: str | Path, images, nrow: int = 8, row_labels: Sequence[
     """``save_grid`` with names: ``row_labels`` left of the rows, ``col_labels`` above the columns."""
     from PIL import Image, ImageDraw, ImageFont
 
-    arr = image_grid(images, nrow)
-    grid = Image.fromarray(arr[..., 0] if arr.shape[2] == 1 else arr).convert("RGB")
-    grid = grid.resize((grid.width * scale, grid.height * scale), Image.NEAREST)
+    grid = grid_image(images, nrow, scale).convert("RGB")
     font = ImageFont.load_default(size=11)
     measure = ImageDraw.Draw(grid)
     left = int(max((measure.textlength(t, font=font) for t in row_labels), default=-8)) + 8
@@ -70,13 +72,8 @@ def labelled_grid(path: str | Path, images, nrow: int = 8, row_labels: Sequence[
 def save_gif(path: str | Path, frames, nrow: int = 8, scale: int = 2, ms: int = 120) -> Path:
     """An animated GIF, one grid of images (N, C, H, W) in [0, 1] per frame of ``frames``
     (T, N, C, H, W), looping."""
-    from PIL import Image
 
-    images = []
-    for frame in frames:
-        arr = image_grid(frame, nrow)
-        img = Image.fromarray(arr[..., 0] if arr.shape[2] == 1 else arr)
-        images.append(img.resize((img.width * scale, img.height * scale), Image.NEAREST))
+    images = [grid_image(frame, nrow, scale) for frame in frames]
     with atomic_path(path) as tmp:
         images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:], duration=ms, loop=0)
     return Path(path)

@@ -98,9 +98,9 @@ def _config(rd: RunDir) -> Optional[dict]:
     from ..pretrained import CONFIG
 
     if rd.is_run():
-        import yaml
+        from ..config import load_file
 
-        return yaml.safe_load(rd.config.read_text())
+        return load_file(rd.config)
     exported = rd.root / CONFIG
     return json.loads(exported.read_text())["config"] if exported.exists() else None
 
